@@ -1,0 +1,369 @@
+"The course catalog: directions, categories, courses and their options"
+import datetime as dt
+from collections import namedtuple
+from decimal import Decimal
+
+from trytond.i18n import gettext
+from trytond.model import (
+    Check, DeactivableMixin, ModelSingleton, ModelSQL, ModelView,
+    fields, sequence_ordered)
+from trytond.pool import Pool
+from trytond.pyson import Eval, If
+from trytond.rpc import RPC
+from trytond.transaction import Transaction
+
+from .exceptions import CourseValidationError
+from .tools import lock_rows, round_amount
+
+# What checkout needs to know of a course's price at a given time
+SalePrice = namedtuple(
+    'SalePrice', ['list_price', 'unit_price', 'discount_name', 'activity'])
+
+
+class Configuration(ModelSingleton, ModelSQL, ModelView):
+    "Course Configuration"
+    __name__ = 'course.configuration'
+    # The settings are added by the modules that need them (orders,
+    # coupons, credit, payments).
+
+
+class Direction(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
+    "Learning Direction"
+    __name__ = 'course.direction'
+    name = fields.Char("Name", required=True, translate=True)
+    categories = fields.One2Many(
+        'course.category', 'direction', "Categories")
+
+
+class Category(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
+    "Course Category"
+    __name__ = 'course.category'
+    name = fields.Char("Name", required=True, translate=True)
+    direction = fields.Many2One(
+        'course.direction', "Direction", required=True, ondelete='RESTRICT')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order.insert(0, ('direction', 'ASC'))
+
+
+class CompanyMixin:
+    "A company field defaulting to the user's company"
+    __slots__ = ()
+    company = fields.Many2One(
+        'company.company', "Company", required=True, ondelete='RESTRICT')
+
+    @classmethod
+    def default_company(cls):
+        return Transaction().context.get('company')
+
+
+class Course(
+        CompanyMixin, DeactivableMixin, sequence_ordered(), ModelSQL,
+        ModelView):
+    "Course"
+    __name__ = 'course.course'
+    name = fields.Char("Name", required=True, translate=True)
+    direction = fields.Many2One(
+        'course.direction', "Direction", required=True, ondelete='RESTRICT')
+    category = fields.Many2One(
+        'course.category', "Category", required=True, ondelete='RESTRICT',
+        help="Choosing a category sets its direction.")
+    currency = fields.Function(
+        fields.Many2One('currency.currency', "Currency"),
+        'on_change_with_currency')
+    price = fields.Numeric(
+        "Price", digits='currency', required=True,
+        help="The list price of the course when sold without option.")
+    credit = fields.Integer(
+        "Credit Cap", required=True,
+        help="The most credit points a student may spend on this course "
+        "(0: none).")
+    published = fields.Boolean(
+        "Published", help="Shown and sold on the storefront.")
+    description = fields.Text("Description", translate=True)
+    cover = fields.Binary("Cover", file_id='cover_id')
+    cover_id = fields.Char("Cover ID", readonly=True)
+    options = fields.One2Many(
+        'course.course.option', 'course', "Validity Options",
+        help="Durations the course is sold with, each at its own price.\n"
+        "Without option the course is permanent at its price.")
+    enrollments = fields.One2Many(
+        'course.enrollment', 'course', "Enrollments", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('price_positive', Check(t, t.price >= 0),
+                'course.msg_course_price_positive'),
+            ('credit_positive', Check(t, t.credit >= 0),
+                'course.msg_course_credit_positive'),
+            ]
+        cls.__rpc__.update({
+                'sale_prices': RPC(),
+                })
+
+    @classmethod
+    def default_price(cls):
+        return Decimal(0)
+
+    @classmethod
+    def default_credit(cls):
+        return 0
+
+    @classmethod
+    def default_published(cls):
+        return False
+
+    @fields.depends('company')
+    def on_change_with_currency(self, name=None):
+        return self.company.currency if self.company else None
+
+    @fields.depends('direction', 'category')
+    def on_change_direction(self):
+        if self.category and self.category.direction != self.direction:
+            self.category = None
+
+    @fields.depends('category', 'direction')
+    def on_change_category(self):
+        if self.category:
+            self.direction = self.category.direction
+
+    @classmethod
+    def validate_fields(cls, courses, field_names):
+        super().validate_fields(courses, field_names)
+        if field_names & {'direction', 'category'}:
+            cls.check_category_direction(courses)
+        check_not_negative(courses, field_names, {
+                'price': 'course.msg_course_price_positive',
+                'credit': 'course.msg_course_credit_positive',
+                })
+
+    @classmethod
+    def check_category_direction(cls, courses):
+        for course in courses:
+            if course.category.direction != course.direction:
+                raise CourseValidationError(gettext(
+                        'course.msg_course_category_direction',
+                        course=course.rec_name,
+                        category=course.category.rec_name,
+                        direction=course.direction.rec_name))
+
+    def get_sale_price(self, option=None, at=None):
+        "Return the SalePrice of the course (with option) at a datetime"
+        return self.get_sale_prices([(self, option)], at=at)[0]
+
+    @classmethod
+    def sale_prices(cls, items):
+        """Return the sale price of [(course id, option id or None)] now,
+        as dicts (for RPC: proteus scripts, the storefront)"""
+        pool = Pool()
+        Option = pool.get('course.course.option')
+        prices = cls.get_sale_prices([
+                (cls(c), Option(o) if o else None) for c, o in items])
+        return [{
+                'list_price': p.list_price,
+                'unit_price': p.unit_price,
+                'discount_name': p.discount_name,
+                'activity': p.activity.id if p.activity else None,
+                } for p in prices]
+
+    @classmethod
+    def get_sale_prices(cls, items, at=None):
+        """Return the SalePrice of each (course, option) item at a datetime
+
+        The activities running at `at` (default now) are read in one query
+        whatever the number of items; the lowest activity price wins.
+        """
+        pool = Pool()
+        ActivityLine = pool.get('course.activity.line')
+        for course, option in items:
+            if option and option.course != course:
+                raise CourseValidationError(gettext(
+                        'course.msg_option_other_course',
+                        option=option.rec_name, course=course.rec_name))
+        rules = ActivityLine.running_by_course(
+            {c for c, _ in items}, at=at)
+        regular = gettext('course.msg_regular_price_name')
+        prices = []
+        for course, option in items:
+            list_price = round_amount(
+                course.currency, option.price if option else course.price)
+            best = None
+            for rule in rules.get(course.id, []):
+                price = rule.compute_price(list_price, course.currency)
+                if best is None or price < best[0]:
+                    best = (price, rule)
+            if best is None:
+                prices.append(SalePrice(list_price, list_price, regular, None))
+            else:
+                price, rule = best
+                prices.append(SalePrice(
+                        list_price, price, rule.activity.name, rule.activity))
+        return prices
+
+
+class CourseOption(sequence_ordered(), ModelSQL, ModelView):
+    "Course Validity Option"
+    __name__ = 'course.course.option'
+    course = fields.Many2One(
+        'course.course', "Course", required=True, ondelete='CASCADE')
+    name = fields.Char("Name", required=True, translate=True)
+    days = fields.Integer(
+        "Days", required=True, help="Days of access (0: permanent).")
+    currency = fields.Function(
+        fields.Many2One('currency.currency', "Currency"),
+        'on_change_with_currency')
+    price = fields.Numeric("Price", digits='currency', required=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('course')
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('days_positive', Check(t, t.days >= 0),
+                'course.msg_option_days_positive'),
+            ('price_positive', Check(t, t.price >= 0),
+                'course.msg_option_price_positive'),
+            ]
+
+    @classmethod
+    def default_days(cls):
+        return 0
+
+    @classmethod
+    def validate_fields(cls, options, field_names):
+        super().validate_fields(options, field_names)
+        check_not_negative(options, field_names, {
+                'days': 'course.msg_option_days_positive',
+                'price': 'course.msg_option_price_positive',
+                })
+
+    @fields.depends('course', '_parent_course.company')
+    def on_change_with_currency(self, name=None):
+        if self.course and self.course.company:
+            return self.course.company.currency
+
+    @property
+    def permanent(self):
+        return not self.days
+
+
+class Enrollment(CompanyMixin, ModelSQL, ModelView):
+    "Course Enrollment"
+    __name__ = 'course.enrollment'
+    party = fields.Many2One(
+        'party.party', "Student", required=True, ondelete='RESTRICT',
+        context={'company': Eval('company', -1)}, depends={'company'})
+    course = fields.Many2One(
+        'course.course', "Course", required=True, ondelete='RESTRICT',
+        domain=[('company', '=', Eval('company', -1))])
+    source = fields.Selection([
+            ('purchase', "Purchase"),
+            ('free', "Free"),
+            ('gift', "Gift"),
+            ('system', "System"),
+            ], "Source", required=True)
+    start = fields.DateTime("Start", required=True)
+    end = fields.DateTime(
+        "End",
+        domain=[If(Eval('end'), ('end', '>=', Eval('start')), ())],
+        help="Empty for a permanent enrollment.")
+    state = fields.Function(fields.Selection([
+                ('live', "Live"),
+                ('ended', "Ended"),
+                ], "State"), 'get_state', searcher='search_state')
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [('start', 'DESC'), ('id', 'DESC')]
+
+    @classmethod
+    def default_source(cls):
+        return 'system'
+
+    @classmethod
+    def default_start(cls):
+        return now()
+
+    def get_state(self, name):
+        return 'live' if self.end is None or self.end > now() else 'ended'
+
+    @classmethod
+    def search_state(cls, name, clause):
+        _, operator, value = clause
+        live = ['OR', ('end', '=', None), ('end', '>', now())]
+        ended = [('end', '!=', None), ('end', '<=', now())]
+        values = {value} if isinstance(value, str) else set(value or [])
+        if operator in {'not in', '!='}:
+            values = {'live', 'ended'} - values
+        domain = ['OR']
+        if 'live' in values:
+            domain.append(live)
+        if 'ended' in values:
+            domain.append(ended)
+        return domain if len(domain) > 1 else [('id', '=', -1)]
+
+    @classmethod
+    def validate(cls, enrollments):
+        super().validate(enrollments)
+        cls.check_one_live(enrollments)
+
+    @classmethod
+    def check_one_live(cls, enrollments):
+        """Refuse a second live enrollment of a student in a course.
+
+        The students are locked first, so two transactions enrolling the
+        same student cannot both see no other live enrollment.
+        """
+        pool = Pool()
+        Party = pool.get('party.party')
+        live = [e for e in enrollments if e.state == 'live']
+        if not live:
+            return
+        lock_rows(Party, {e.party for e in live})
+        domain = ['OR']
+        for e in live:
+            domain.append([
+                    ('party', '=', e.party.id),
+                    ('course', '=', e.course.id),
+                    ('id', '!=', e.id),
+                    ])
+        others = cls.search([('state', '=', 'live'), domain], limit=1)
+        if others:
+            other, = others
+            raise CourseValidationError(gettext(
+                    'course.msg_enrollment_live_unique',
+                    student=other.party.rec_name,
+                    course=other.course.rec_name))
+
+    @classmethod
+    def end_now(cls, enrollments):
+        "End the live enrollments now"
+        live = [e for e in enrollments if e.state == 'live']
+        if live:
+            cls.write(live, {'end': now()})
+
+
+def check_not_negative(records, field_names, messages):
+    """Raise the message of the first field (of messages) that is negative.
+
+    The SQL CHECK constraints say the same on PostgreSQL; SQLite cannot add
+    them to an existing table, so the rule is checked here too.
+    """
+    for name in field_names & messages.keys():
+        for record in records:
+            value = getattr(record, name)
+            if value is not None and value < 0:
+                raise CourseValidationError(gettext(
+                        messages[name], record=record.rec_name))
+
+
+def now():
+    "The current UTC datetime (naive, as Tryton stores datetimes)"
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,243 @@
+import datetime as dt
+from decimal import Decimal
+
+from trytond.model.exceptions import ValidationError
+from trytond.modules.company.tests import (
+    CompanyTestMixin, create_company, set_company)
+from trytond.pool import Pool
+from trytond.tests.test_tryton import ModuleTestCase, with_transaction
+
+from trytond.modules.course.tests.tools import create_catalog
+
+
+class CourseTestCase(CompanyTestMixin, ModuleTestCase):
+    "Test Course module"
+    module = 'course'
+
+    def _catalog(self):
+        company = create_company()
+        with set_company(company):
+            return company, create_catalog(company)
+
+    @with_transaction()
+    def test_regular_price(self):
+        "Without activity the unit price is the list price"
+        company, cat = self._catalog()
+        price = cat.course_a.get_sale_price()
+        self.assertEqual(price.list_price, Decimal('1000.00'))
+        self.assertEqual(price.unit_price, Decimal('1000.00'))
+        self.assertEqual(price.discount_name, "Regular price")
+        self.assertIsNone(price.activity)
+
+    @with_transaction()
+    def test_option_price(self):
+        "An option sells the course at the option's price"
+        company, cat = self._catalog()
+        price = cat.course_a.get_sale_price(cat.option_a_month)
+        self.assertEqual(price.list_price, Decimal('199.00'))
+        self.assertEqual(price.unit_price, Decimal('199.00'))
+
+    @with_transaction()
+    def test_option_of_other_course(self):
+        "An option of another course is refused"
+        company, cat = self._catalog()
+        with self.assertRaises(ValidationError):
+            cat.course_b.get_sale_price(cat.option_a_month)
+
+    def _activity(self, company, course, method, value, start=-1, end=1):
+        pool = Pool()
+        Activity = pool.get('course.activity')
+        now = dt.datetime.now()
+        activity, = Activity.create([{
+                    'name': f"{method} {value}",
+                    'company': company.id,
+                    'start': now + dt.timedelta(days=start),
+                    'end': now + dt.timedelta(days=end),
+                    'lines': [('create', [{
+                                    'course': course.id,
+                                    'method': method,
+                                    'value': value,
+                                    }])],
+                    }])
+        return activity
+
+    @with_transaction()
+    def test_activity_methods(self):
+        "Each activity method gives its price"
+        company, cat = self._catalog()
+        for method, value, expected in [
+                ('free', None, Decimal('0.00')),
+                ('percentage', Decimal(80), Decimal('800.00')),
+                ('percentage', Decimal('33.33'), Decimal('333.30')),
+                ('reduction', Decimal(100), Decimal('900.00')),
+                ('reduction', Decimal(2000), Decimal('0.00')),
+                ('fixed', Decimal('499'), Decimal('499.00')),
+                ('fixed', Decimal('5000'), Decimal('1000.00')),
+                ]:
+            with self.subTest(method=method, value=value):
+                activity = self._activity(
+                    company, cat.course_a, method, value)
+                price = cat.course_a.get_sale_price()
+                self.assertEqual(price.unit_price, expected)
+                self.assertEqual(price.list_price, Decimal('1000.00'))
+                self.assertEqual(price.discount_name, activity.name)
+                self.assertEqual(price.activity, activity)
+                activity.delete([activity])
+
+    @with_transaction()
+    def test_activity_on_option(self):
+        "An activity applies to the option's price"
+        company, cat = self._catalog()
+        self._activity(company, cat.course_a, 'percentage', Decimal(50))
+        price = cat.course_a.get_sale_price(cat.option_a_month)
+        self.assertEqual(price.unit_price, Decimal('99.50'))
+
+    @with_transaction()
+    def test_activity_overlap_lowest_wins(self):
+        "Overlapping activities: the lowest price wins, free included"
+        company, cat = self._catalog()
+        self._activity(company, cat.course_a, 'percentage', Decimal(80))
+        self._activity(company, cat.course_a, 'reduction', Decimal(300))
+        self.assertEqual(
+            cat.course_a.get_sale_price().unit_price, Decimal('700.00'))
+        free = self._activity(company, cat.course_a, 'free', None)
+        price = cat.course_a.get_sale_price()
+        self.assertEqual(price.unit_price, Decimal('0.00'))
+        self.assertEqual(price.activity, free)
+
+    @with_transaction()
+    def test_activity_not_running(self):
+        "Planned and finished activities do not change the price"
+        company, cat = self._catalog()
+        planned = self._activity(
+            company, cat.course_a, 'free', None, start=1, end=2)
+        finished = self._activity(
+            company, cat.course_a, 'free', None, start=-3, end=-1)
+        self.assertEqual(planned.state, 'planned')
+        self.assertEqual(finished.state, 'finished')
+        self.assertEqual(
+            cat.course_a.get_sale_price().unit_price, Decimal('1000.00'))
+        # but a price asked for a time inside them sees them
+        at = dt.datetime.now() - dt.timedelta(days=2)
+        self.assertEqual(
+            cat.course_a.get_sale_price(at=at).unit_price, Decimal('0.00'))
+
+    @with_transaction()
+    def test_sale_prices_one_query(self):
+        "Pricing many items reads the activities once"
+        company, cat = self._catalog()
+        pool = Pool()
+        Course = pool.get('course.course')
+        self._activity(company, cat.course_a, 'percentage', Decimal(80))
+        prices = Course.get_sale_prices([
+                (cat.course_a, None), (cat.course_b, None),
+                (cat.course_a, cat.option_a_month)])
+        self.assertEqual(
+            [p.unit_price for p in prices],
+            [Decimal('800.00'), Decimal('500.00'), Decimal('159.20')])
+
+    def assertRefused(self, text, func, *args, **kwargs):
+        "Assert that func raises a ValidationError whose message has text"
+        with self.assertRaises(ValidationError) as cm:
+            func(*args, **kwargs)
+        self.assertIn(text, cm.exception.message)
+
+    @with_transaction()
+    def test_negative_price_refused(self):
+        "A negative course price is refused"
+        Course = Pool().get('course.course')
+        company, cat = self._catalog()
+        self.assertRefused(
+            'price of a course', Course.write, [cat.course_a],
+            {'price': Decimal('-1')})
+
+    @with_transaction()
+    def test_negative_credit_refused(self):
+        "A negative credit cap is refused"
+        Course = Pool().get('course.course')
+        company, cat = self._catalog()
+        self.assertRefused(
+            'credit cap', Course.write, [cat.course_a], {'credit': -1})
+
+    @with_transaction()
+    def test_category_of_other_direction_refused(self):
+        "A category of another direction is refused"
+        pool = Pool()
+        Course = pool.get('course.course')
+        Direction = pool.get('course.direction')
+        company, cat = self._catalog()
+        other, = Direction.create([{
+                    'name': "Other",
+                    'categories': [('create', [{'name': "Other"}])]}])
+        self.assertRefused(
+            'does not belong', Course.write, [cat.course_a],
+            {'category': other.categories[0].id})
+
+    @with_transaction()
+    def test_negative_option_days_refused(self):
+        "Negative option days are refused"
+        Option = Pool().get('course.course.option')
+        company, cat = self._catalog()
+        self.assertRefused(
+            'days of a validity option', Option.create, [{
+                    'course': cat.course_a.id, 'name': "x", 'days': -1,
+                    'price': Decimal(1)}])
+
+    @with_transaction()
+    def test_activity_end_before_start_refused(self):
+        "An activity ending before it starts is refused"
+        company, cat = self._catalog()
+        self.assertRefused(
+            'must end after it starts', self._activity, company,
+            cat.course_a, 'free', None, start=1, end=-1)
+
+    @with_transaction()
+    def test_percentage_out_of_range_refused(self):
+        "A percentage above 100 is refused"
+        ActivityLine = Pool().get('course.activity.line')
+        company, cat = self._catalog()
+        activity = self._activity(
+            company, cat.course_a, 'percentage', Decimal(10))
+        self.assertRefused(
+            'between 0 and 100', ActivityLine.write, activity.lines,
+            {'value': Decimal(101)})
+
+    @with_transaction()
+    def test_enrollment_state_and_unique(self):
+        "One live enrollment per student and course"
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        company, cat = self._catalog()
+        past = dt.datetime.now() - dt.timedelta(days=30)
+        ended, = Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_a.id,
+                    'company': company.id, 'source': 'purchase',
+                    'start': past, 'end': past + dt.timedelta(days=10)}])
+        self.assertEqual(ended.state, 'ended')
+        live, = Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_a.id,
+                    'company': company.id, 'source': 'purchase'}])
+        self.assertEqual(live.state, 'live')
+        self.assertEqual(
+            Enrollment.search([('state', '=', 'live')]), [live])
+        self.assertEqual(
+            Enrollment.search([('state', '=', 'ended')]), [ended])
+        self.assertEqual(
+            Enrollment.search([('state', 'in', ['live', 'ended'])],
+                order=[('id', 'ASC')]), [ended, live])
+        Enrollment.end_now([live])
+        self.assertEqual(live.state, 'ended')
+        renewed, = Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_a.id,
+                    'company': company.id, 'source': 'purchase'}])
+        self.assertEqual(renewed.state, 'live')
+        # A failed create leaves its row in the transaction: check it last
+        with self.assertRaises(ValidationError) as cm:
+            Enrollment.create([{
+                        'party': cat.student.id,
+                        'course': cat.course_a.id,
+                        'company': company.id, 'source': 'gift'}])
+        self.assertIn('already has a live enrollment', cm.exception.message)
+
+
+del ModuleTestCase

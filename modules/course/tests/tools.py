@@ -1,0 +1,140 @@
+"Test helpers other modules' tests use to build a small catalog"
+from decimal import Decimal
+from types import SimpleNamespace
+
+from trytond.pool import Pool
+
+
+def create_catalog(company):
+    """Create a direction, a category, courses A (1000), B (500), C (300)
+    and a student; course A has a one-month option at 199."""
+    pool = Pool()
+    Direction = pool.get('course.direction')
+    Course = pool.get('course.course')
+    Party = pool.get('party.party')
+    direction, = Direction.create([{
+                'name': "Python",
+                'categories': [('create', [{'name': "Web"}])],
+                }])
+    category, = direction.categories
+
+    def course(name, price, credit=0, options=()):
+        return {
+            'name': name, 'price': Decimal(price), 'credit': credit,
+            'direction': direction.id, 'category': category.id,
+            'company': company.id, 'published': True,
+            'options': [('create', list(options))],
+            }
+    course_a, course_b, course_c = Course.create([
+            course("A", '1000', 100, [
+                    {'name': "One month", 'days': 30,
+                        'price': Decimal('199')},
+                    {'name': "Permanent", 'days': 0,
+                        'price': Decimal('1000')}]),
+            course("B", '500', 100),
+            course("C", '300'),
+            ])
+    student, other = Party.create([{'name': "Student"}, {'name': "Other"}])
+    return SimpleNamespace(
+        company=company, direction=direction, category=category,
+        course_a=course_a, course_b=course_b, course_c=course_c,
+        option_a_month=course_a.options[0],
+        option_a_permanent=course_a.options[1],
+        student=student, other_student=other)
+
+
+def run_transaction(func, *args, context=None, retries=None, **kwargs):
+    """Run func in a transaction of its own and commit it, the way the RPC
+    dispatcher does: restart on TransactionError (a lock to take first) and
+    retry a DatabaseOperationalError (lock held, serialization failure)."""
+    import time
+
+    from trytond import backend
+    from trytond.config import config
+    from trytond.tests.test_tryton import DB_NAME
+    from trytond.transaction import Transaction, TransactionError
+    if retries is None:
+        retries = config.getint('database', 'retry')
+    extras, count = {}, 0
+    while True:
+        try:
+            with Transaction().start(
+                    DB_NAME, 0, context=context or {}, **extras
+                    ) as transaction:
+                try:
+                    result = func(*args, **kwargs)
+                except TransactionError as error:
+                    transaction.rollback()
+                    error.fix(extras)
+                    continue
+                except Exception:
+                    transaction.rollback()
+                    raise
+                transaction.commit()
+                return result
+        except backend.DatabaseOperationalError:
+            if count >= retries:
+                raise
+            count += 1
+            time.sleep(0.02 * count)
+
+
+def in_parallel(count, func, *args, context=None, **kwargs):
+    """Run func(i, *args) in count threads at once, each in its own committed
+    transaction; return a list of ('ok', result) or ('error', exception)."""
+    import threading
+    barrier = threading.Barrier(count)
+    results = [None] * count
+
+    def work(i):
+        barrier.wait()
+        try:
+            results[i] = ('ok', run_transaction(
+                    func, i, *args, context=context, **kwargs))
+        except Exception as error:
+            results[i] = ('error', error)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+class ConcurrencyTestMixin:
+    """Tests with real parallel transactions; PostgreSQL only (SQLite
+    serializes writers on the database file).
+
+    setUpClass activates `module` and commits a company; every test commits
+    its own data, so use fresh records per test.
+    """
+    module = None
+
+    @classmethod
+    def setUpClass(cls):
+        import unittest
+
+        from trytond import backend
+        from trytond.modules.company.tests import create_company
+        from trytond.tests.test_tryton import activate_module
+        if backend.name != 'postgresql':
+            raise unittest.SkipTest("parallel transactions need PostgreSQL")
+        super().setUpClass()
+        activate_module(cls.module)
+        cls.company_id = run_transaction(lambda: create_company().id)
+
+    @classmethod
+    def tearDownClass(cls):
+        from trytond.tests.test_tryton import drop_db
+        super().tearDownClass()
+        drop_db()
+
+    @property
+    def context(self):
+        return {'company': self.company_id}
+
+    def run_transaction(self, func, *args, **kwargs):
+        return run_transaction(func, *args, context=self.context, **kwargs)
+
+    def in_parallel(self, count, func, *args, **kwargs):
+        return in_parallel(count, func, *args, context=self.context, **kwargs)

@@ -1,0 +1,116 @@
+"Money helpers shared by the course modules"
+import logging
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+
+logger = logging.getLogger(__name__)
+
+# The spec rounds money half up to the currency's digits (CNY: 0.01).
+ROUNDING = ROUND_HALF_UP
+
+
+def round_amount(currency, amount):
+    "Return amount quantized to the currency, rounding half up"
+    return currency.round(Decimal(amount), rounding=ROUNDING)
+
+
+def allocate(weights, total, currency):
+    """Split total among weights in proportion to them, in currency units.
+
+    Largest remainder method: each share is the exact proportional part
+    rounded down to the currency, then the units left over go one by one to
+    the shares that lost the most by rounding (the later line on a tie).  So
+    the shares add up to total exactly and, when total <= sum(weights) with
+    weights in currency units, no share exceeds its weight.
+    """
+    weights = [Decimal(w) for w in weights]
+    total = round_amount(currency, total)
+    base = sum(weights, Decimal(0))
+    if not weights or not total:
+        return [Decimal(0) * total for _ in weights]
+    if not base:
+        return [Decimal(0)] * (len(weights) - 1) + [total]
+    unit = currency.rounding
+    exact = [total * w / base for w in weights]
+    shares = [currency.round(e, rounding=ROUND_DOWN) for e in exact]
+    left = int(((total - sum(shares)) / unit).to_integral_value())
+    by_loss = sorted(
+        range(len(weights)), key=lambda i: (exact[i] - shares[i], i),
+        reverse=True)
+    for i in by_loss[:left]:
+        shares[i] += unit
+    return shares
+
+
+class _AfterCommit:
+    """A data manager running callbacks once the transaction has committed.
+
+    Nothing runs on rollback (unlike Transaction().atexit), so side effects
+    outside the database (Redis, notifications) follow the data.
+    """
+
+    def __init__(self):
+        self.callbacks = []
+
+    def __eq__(self, other):
+        return isinstance(other, _AfterCommit)
+
+    def __hash__(self):
+        return hash(_AfterCommit)
+
+    def abort(self, trans):
+        self.callbacks.clear()
+
+    def tpc_begin(self, trans):
+        pass
+
+    def commit(self, trans):
+        pass
+
+    def tpc_vote(self, trans):
+        pass
+
+    def tpc_finish(self, trans):
+        callbacks, self.callbacks = self.callbacks, []
+        for func, args, kwargs in callbacks:
+            try:
+                func(*args, **kwargs)
+            except Exception:
+                # The data is committed: a failing side effect is logged,
+                # never turned into an error of the committed call.
+                logger.exception("after-commit callback %r failed", func)
+
+    def tpc_abort(self, trans):
+        self.callbacks.clear()
+
+
+def after_commit(func, *args, **kwargs):
+    "Run func(*args, **kwargs) only once the current transaction commits"
+    from trytond.transaction import Transaction
+    manager = Transaction().join(_AfterCommit())
+    manager.callbacks.append((func, args, kwargs))
+
+
+def lock_rows(Model, records):
+    """Lock the rows of records for the transaction and write them.
+
+    Model.lock alone is not enough on PostgreSQL: the transaction runs in
+    repeatable read with the snapshot of its first statement, the lock
+    statement itself, which can come just before the previous holder's
+    commit is visible; the lock is granted and that commit is not seen.
+    Writing the rows (write_date = write_date) turns such a stale
+    transaction into a serialization failure, which the dispatcher, cron,
+    worker and tests retry with a fresh snapshot.  Lock first: the call
+    restarts (see Model.lock), so do nothing irreversible before it.
+    """
+    from trytond.tools import grouped_slice, reduce_ids
+    from trytond.transaction import Transaction
+    records = list(records)
+    if not records:
+        return
+    Model.lock(records)
+    table = Model.__table__()
+    cursor = Transaction().connection.cursor()
+    for ids in grouped_slice(sorted({int(r) for r in records})):
+        cursor.execute(*table.update(
+                [table.write_date], [table.write_date],
+                where=reduce_ids(table.id, ids)))

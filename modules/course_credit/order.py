@@ -1,0 +1,277 @@
+"""Orders with credit points (a discount step) and wallet payments.
+
+The credit discount goes to the lines whose course has a credit cap, in
+proportion to what they still cost after the coupons; the points are spent
+(a ledger movement) in the checkout transaction and given back when the
+order is cancelled, expires or is refunded.
+"""
+from collections import defaultdict
+from decimal import ROUND_DOWN, Decimal
+
+from trytond.i18n import gettext
+from trytond.model import fields
+from trytond.modules.course.tools import round_amount
+from trytond.modules.course_order.exceptions import CheckoutError
+from trytond.pool import Pool, PoolMeta
+
+
+class Order(metaclass=PoolMeta):
+    __name__ = 'course.order'
+    credit_points = fields.Function(fields.Integer(
+            "Credit Points",
+            help="The credit points spent on the order."),
+        'get_credit_points')
+    credit_movements = fields.One2Many(
+        'course.credit.movement', 'order', "Credit Movements", readonly=True)
+    wallet_movements = fields.One2Many(
+        'course.wallet.movement', 'order', "Wallet Movements", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        if (30, 'credit') not in cls._discount_steps:
+            cls._discount_steps.append((30, 'credit'))
+        if 'wallet' not in dict(cls.pay_method.selection):
+            cls.pay_method.selection.append(('wallet', "Wallet"))
+
+    @classmethod
+    def copy(cls, orders, default=None):
+        default = default.copy() if default is not None else {}
+        default.setdefault('credit_movements', None)
+        default.setdefault('wallet_movements', None)
+        return super().copy(orders, default=default)
+
+    @classmethod
+    def get_credit_points(cls, orders, name):
+        Credit = Pool().get('course.credit.movement')
+        totals = Credit.totals_by_order(orders)
+        return {o.id: -totals[o.id].get('spend', 0) for o in orders}
+
+    # ---- Checkout ---------------------------------------------------------
+
+    @classmethod
+    def checkout_validate(cls, checkout):
+        points = checkout.options.pop('credit', None) or 0
+        if (isinstance(points, bool) or not isinstance(points, int)
+                or points < 0):
+            raise CheckoutError(gettext(
+                    'course_credit.msg_checkout_credit_invalid',
+                    points=points))
+        checkout.credit = points
+        checkout.credit_discount = None
+        if points:
+            checkout.families.add('credit')
+        super().checkout_validate(checkout)
+
+    @classmethod
+    def checkout_discount_credit(cls, checkout):
+        """Take the points off the lines of the courses with a credit cap.
+
+        The most usable is min(balance, Σ caps of the selected courses,
+        what those lines still cost × ratio); more is refused, not cut.
+        """
+        pool = Pool()
+        Configuration = pool.get('course.configuration')
+        Credit = pool.get('course.credit.movement')
+        points = getattr(checkout, 'credit', 0)
+        if not points:
+            return
+        ratio = Configuration(1).get_credit_ratio()
+        order = checkout.order
+        lines = [l for l in checkout.lines if l.course.credit > 0]
+        cap = sum(l.course.credit for l in lines)
+        # The party is locked by the checkout: the balance cannot move
+        balance = Credit.get_balances(
+            [checkout.party], order.company.id)[checkout.party.id]
+        remaining = sum((checkout.remaining[l] for l in lines), Decimal(0))
+        by_amount = int((remaining * ratio).to_integral_value(ROUND_DOWN))
+        maximum = max(min(balance, cap, by_amount), 0)
+        if points > maximum:
+            raise CheckoutError(gettext(
+                    'course_credit.msg_checkout_credit_too_many',
+                    points=points, maximum=maximum, balance=balance,
+                    cap=cap, payable=by_amount))
+        amount = round_amount(order.currency, Decimal(points) / ratio)
+        checkout.credit_discount = checkout.add_discount(
+            'credit', amount, lines,
+            gettext('course_credit.msg_credit_discount', points=points))
+
+    @classmethod
+    def checkout_reserve(cls, checkout):
+        "Spend the points, linked to the order, in the checkout transaction"
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        super().checkout_reserve(checkout)
+        points = getattr(checkout, 'credit', 0)
+        if not points:
+            return
+        order = checkout.order
+        movement = Credit(
+            party=order.party, company=order.company, kind='spend',
+            points=-points, order=order,
+            note=gettext('course_credit.msg_note_order', order=order.number))
+        movement.save()
+        discount = checkout.credit_discount
+        discount.origin = movement
+        discount.save()
+
+    # ---- Wallet payment ---------------------------------------------------
+
+    @classmethod
+    def _payment_start_wallet(cls, orders):
+        """Pay the unpaid orders from the wallet at once; refused when the
+        balance is short (the ledger checks it under the party lock)"""
+        pool = Pool()
+        Wallet = pool.get('course.wallet.movement')
+        orders = [o for o in orders if o.state == 'unpaid']
+        totals = Wallet.totals_by_order(orders)
+        movements = []
+        for order in orders:
+            owed = order.payable_amount + sum(
+                totals[order.id].values(), Decimal(0))
+            if owed > 0:
+                movements.append(Wallet(
+                        party=order.party, company=order.company,
+                        kind='pay', amount=-owed, order=order,
+                        note=gettext(
+                            'course_credit.msg_note_order',
+                            order=order.number)))
+        Wallet.save(movements)
+        if orders:
+            cls.pay(orders)
+
+    @classmethod
+    def _payment_refund_wallet(cls, orders):
+        "Credit the wallet back with what the orders took; all done at once"
+        pool = Pool()
+        Wallet = pool.get('course.wallet.movement')
+        totals = Wallet.totals_by_order(orders)
+        movements = []
+        for order in orders:
+            net = sum(totals[order.id].values(), Decimal(0))
+            if net < 0:
+                movements.append(Wallet(
+                        party=order.party, company=order.company,
+                        kind='refund', amount=-net, order=order,
+                        note=gettext(
+                            'course_credit.msg_note_order',
+                            order=order.number)))
+        Wallet.save(movements)
+        return orders
+
+    # ---- Ends of an order -------------------------------------------------
+
+    @classmethod
+    def fulfil(cls, orders):
+        super().fulfil(orders)
+        cls.credit_earn(orders)
+
+    @classmethod
+    def release(cls, orders):
+        super().release(orders)
+        cls.credit_give_back(orders)
+
+    @classmethod
+    def revoke(cls, orders):
+        super().revoke(orders)
+        cls.credit_give_back(orders)
+        cls.credit_take_back_earned(orders)
+
+    @classmethod
+    def credit_give_back(cls, orders):
+        """Refund the points the orders spent and still hold; idempotent
+        (compares with the order's spend and refund movements)"""
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        totals = Credit.totals_by_order(orders)
+        movements = []
+        for order in orders:
+            held = -(totals[order.id].get('spend', 0)
+                + totals[order.id].get('refund', 0))
+            if held > 0:
+                movements.append(Credit(
+                        party=order.party, company=order.company,
+                        kind='refund', points=held, order=order,
+                        note=gettext(
+                            'course_credit.msg_note_order',
+                            order=order.number)))
+        Credit.save(movements)
+
+    @classmethod
+    def credit_earn(cls, orders):
+        """Give the points earned by paid orders (credit_earn_rate of the
+        paid amount, at the credit ratio, rounded down); once per order"""
+        pool = Pool()
+        Configuration = pool.get('course.configuration')
+        Credit = pool.get('course.credit.movement')
+        config = Configuration(1)
+        rate = config.get_credit_earn_rate()
+        if not rate or not orders:
+            return
+        ratio = config.get_credit_ratio()
+        totals = Credit.totals_by_order(orders)
+        movements = []
+        for order in orders:
+            if 'earn' in totals[order.id]:
+                continue
+            points = int((order.payable_amount * rate * ratio)
+                .to_integral_value(ROUND_DOWN))
+            if points > 0:
+                movements.append(Credit(
+                        party=order.party, company=order.company,
+                        kind='earn', points=points, order=order,
+                        note=gettext(
+                            'course_credit.msg_note_order',
+                            order=order.number)))
+        Credit.save(movements)
+
+    @classmethod
+    def credit_take_back_earned(cls, orders):
+        """Take back the points the refunded orders earned, as far as the
+        balance allows (it never goes below zero; the note says what could
+        not be taken back)"""
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        totals = Credit.totals_by_order(orders)
+        earned = {o: totals[o.id].get('earn', 0) for o in orders}
+        earned = {o: p for o, p in earned.items() if p > 0}
+        if not earned:
+            return
+        by_company = defaultdict(set)
+        for order in earned:
+            by_company[order.company.id].add(order.party.id)
+        balances = {}
+        for company, parties in by_company.items():
+            for party, balance in Credit.get_balances(
+                    parties, company).items():
+                balances[(party, company)] = balance
+        movements = []
+        for order, points in earned.items():
+            key = (order.party.id, order.company.id)
+            taken = min(points, balances[key])
+            if taken <= 0:
+                continue
+            balances[key] -= taken
+            note = gettext('course_credit.msg_note_order', order=order.number)
+            if taken < points:
+                note = gettext(
+                    'course_credit.msg_note_earn_short', note=note,
+                    points=points - taken)
+            movements.append(Credit(
+                    party=order.party, company=order.company, kind='earn',
+                    points=-taken, order=order, note=note))
+        Credit.save(movements)
+
+
+class OrderDiscount(metaclass=PoolMeta):
+    __name__ = 'course.order.discount'
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        if 'credit' not in dict(cls.kind.selection):
+            cls.kind.selection.append(('credit', "Credit Points"))
+
+    @classmethod
+    def _get_origin(cls):
+        return super()._get_origin() + ['course.credit.movement']

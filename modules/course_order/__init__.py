@@ -1,0 +1,1 @@
+# Classes are registered in tryton.cfg (Tryton 8.0).

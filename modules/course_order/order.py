@@ -1,0 +1,783 @@
+"Course orders: checkout pipeline, workflow, expiry"
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+from functools import wraps
+
+from trytond.i18n import gettext
+from trytond.model import (
+    Index, ModelSQL, ModelView, Unique, Workflow, fields)
+from trytond.modules.course.tools import allocate, lock_rows, round_amount
+from trytond.pool import Pool, PoolMeta
+from trytond.pyson import Eval
+from trytond.rpc import RPC
+from trytond.transaction import Transaction
+
+from .exceptions import CheckoutError, OrderStateError
+
+
+def now():
+    "The current UTC datetime (naive, as Tryton stores datetimes)"
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+STATES = [
+    ('unpaid', "Unpaid"),
+    ('paid', "Paid"),
+    ('cancelled', "Cancelled"),
+    ('expired', "Expired"),
+    ('refunding', "Refunding"),
+    ('refunded', "Refunded"),
+    ]
+
+
+def guarded(*from_states):
+    """Lock the orders, then refuse any whose state is not in from_states.
+
+    The lock makes two racing callers serial: the second one sees the state
+    the first one left and gets a clear error instead of a second transition.
+    """
+    def decorator(func):
+        @wraps(func)
+        def wrapper(cls, orders, *args, **kwargs):
+            cls.lock(orders)
+            for order in orders:
+                if order.state not in from_states:
+                    raise OrderStateError(gettext(
+                            'course_order.msg_order_wrong_state',
+                            order=order.rec_name,
+                            state=order.state_string))
+            return func(cls, orders, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+class Checkout:
+    """What one checkout call is building, passed through the steps.
+
+    Modules read the request (`party`, `items`, `options`) and fill in
+    what they own: `order`, `lines`, `discounts`; `remaining` holds what
+    each line still costs after the discounts applied so far.
+    """
+
+    def __init__(self, party, items, pay_method, options):
+        self.party = party
+        self.items = items
+        self.pay_method = pay_method
+        self.options = dict(options)
+        self.order = None
+        self.lines = []
+        self.prices = []
+        self.discounts = []
+        self.discount_lines = []
+        self.families = set()
+        self.remaining = {}
+
+    @property
+    def currency(self):
+        return self.order.currency
+
+    @property
+    def total(self):
+        return sum((l.unit_price for l in self.lines), Decimal(0))
+
+    @property
+    def payable(self):
+        return sum(self.remaining.values(), Decimal(0))
+
+    def add_discount(self, kind, amount, lines, description, origin=None):
+        """Apply amount off lines, shared in proportion to what they still
+        cost, and return the discount record (saved with the order).
+
+        The amount is capped at what the lines still cost: a discount never
+        makes a line negative.
+        """
+        pool = Pool()
+        Discount = pool.get('course.order.discount')
+        available = sum(
+            (self.remaining[l] for l in lines), Decimal(0))
+        amount = min(round_amount(self.currency, amount), available)
+        shares = allocate(
+            [self.remaining[l] for l in lines], amount, self.currency)
+        for line, share in zip(lines, shares):
+            self.remaining[line] -= share
+        discount = Discount(
+            kind=kind, amount=amount, description=description,
+            origin=origin, sequence=len(self.discounts) + 1)
+        self.discounts.append(discount)
+        self.discount_lines.append(list(lines))
+        return discount
+
+
+class Order(Workflow, ModelSQL, ModelView):
+    "Course Order"
+    __name__ = 'course.order'
+    _rec_name = 'number'
+
+    _readonly = {'readonly': True}
+
+    number = fields.Char("Number", readonly=True)
+    party = fields.Many2One(
+        'party.party', "Student", required=True, readonly=True,
+        context={'company': Eval('company', -1)}, depends={'company'})
+    company = fields.Many2One(
+        'company.company', "Company", required=True, readonly=True)
+    currency = fields.Many2One(
+        'currency.currency', "Currency", required=True, readonly=True)
+    state = fields.Selection(
+        STATES, "State", readonly=True, required=True, sort=False)
+    state_string = state.translated('state')
+    lines = fields.One2Many(
+        'course.order.line', 'order', "Lines", readonly=True)
+    discounts = fields.One2Many(
+        'course.order.discount', 'order', "Discounts", readonly=True)
+    title = fields.Function(fields.Char("Title"), 'get_title')
+    total_amount = fields.Numeric(
+        "Total", digits='currency', readonly=True, required=True,
+        help="The sum of the lines' unit prices.")
+    discount_amount = fields.Numeric(
+        "Discount", digits='currency', readonly=True, required=True)
+    payable_amount = fields.Numeric(
+        "Payable", digits='currency', readonly=True, required=True)
+    pay_method = fields.Selection([
+            ('free', "Free"),
+            ('manual', "Manual"),
+            ], "Payment Method", required=True, readonly=True)
+    pay_deadline = fields.DateTime("Payment Deadline", readonly=True)
+    paid_at = fields.DateTime("Paid at", readonly=True)
+    cancelled_at = fields.DateTime(
+        "Cancelled at", readonly=True,
+        help="When the order was cancelled or expired.")
+    refunded_at = fields.DateTime("Refunded at", readonly=True)
+    enrollments = fields.One2Many(
+        'course.enrollment', 'order', "Enrollments", readonly=True)
+    order_date = fields.Function(
+        fields.DateTime("Date"), 'get_order_date',
+        searcher='search_order_date')
+
+    # The discount steps, in the order they apply: (sequence, name) with a
+    # classmethod `checkout_discount_<name>(checkout)` per step.
+    _discount_steps = []
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._discount_steps = list(cls._discount_steps)
+        t = cls.__table__()
+        cls._sql_constraints += [
+            ('number_unique', Unique(t, t.number),
+                'course_order.msg_order_number_unique'),
+            ]
+        cls._sql_indexes.update({
+                Index(
+                    t, (t.state, Index.Equality(cardinality='low')),
+                    (t.pay_deadline, Index.Range()),
+                    where=t.state == 'unpaid'),
+                Index(t, (t.party, Index.Equality())),
+                })
+        cls._order = [('id', 'DESC')]
+        cls._transitions |= {
+            ('unpaid', 'paid'),
+            ('unpaid', 'cancelled'),
+            ('unpaid', 'expired'),
+            ('paid', 'refunding'),
+            ('paid', 'refunded'),
+            ('refunding', 'refunded'),
+            }
+        cls._buttons.update({
+                'cancel': {
+                    'invisible': Eval('state') != 'unpaid',
+                    'depends': ['state'],
+                    },
+                'confirm_payment': {
+                    'invisible': ((Eval('state') != 'unpaid')
+                        | (Eval('pay_method') != 'manual')),
+                    'icon': 'tryton-ok',
+                    'depends': ['state', 'pay_method'],
+                    },
+                'refund': {
+                    'invisible': Eval('state') != 'paid',
+                    'icon': 'tryton-undo',
+                    'depends': ['state'],
+                    },
+                })
+        cls.__rpc__.update({
+                'checkout': RPC(readonly=False, result=int),
+                })
+
+    @classmethod
+    def default_state(cls):
+        return 'unpaid'
+
+    @classmethod
+    def default_company(cls):
+        return Transaction().context.get('company')
+
+    def get_title(self, name):
+        names = [l.course.rec_name for l in self.lines if l.course]
+        if len(names) <= 1:
+            return names[0] if names else ''
+        return gettext(
+            'course_order.msg_order_title', first=names[0],
+            count=len(names))
+
+    def get_order_date(self, name):
+        return self.create_date.replace(microsecond=0)
+
+    @classmethod
+    def search_order_date(cls, name, clause):
+        return [('create_date',) + tuple(clause[1:])]
+
+    @classmethod
+    def order_order_date(cls, tables):
+        table, _ = tables[None]
+        return [table.create_date]
+
+    @classmethod
+    def check_modification(cls, mode, orders, values=None, external=False):
+        super().check_modification(
+            mode, orders, values=values, external=external)
+        if mode == 'delete':
+            for order in orders:
+                if order.state not in {'cancelled', 'expired'}:
+                    raise OrderStateError(gettext(
+                            'course_order.msg_order_delete',
+                            order=order.rec_name))
+
+    # ---- Checkout -------------------------------------------------------
+
+    @classmethod
+    def checkout(cls, party, items, pay_method='manual', **options):
+        """Create an order for the party from items and return it.
+
+        items: a list of {'course': id, 'option': id or None}.
+        options: what the installed modules understand (e.g. grants,
+        credit); an option no module understands is refused.
+
+        Everything happens in the current transaction; a refusal raises a
+        CheckoutError and the caller's rollback leaves nothing behind.
+        """
+        pool = Pool()
+        Party = pool.get('party.party')
+        party = Party(int(party))
+        # Lock first: the steps before the lock would run twice otherwise,
+        # and two checkouts of one student must not both pass the checks.
+        lock_rows(Party, [party])
+        checkout = Checkout(party, list(items), pay_method, options)
+        cls.checkout_validate(checkout)
+        cls.checkout_order(checkout)
+        cls.checkout_lines(checkout)
+        cls.checkout_discounts(checkout)
+        cls.checkout_create(checkout)
+        cls.checkout_reserve(checkout)
+        cls.checkout_pay(checkout)
+        return checkout.order
+
+    @classmethod
+    def checkout_validate(cls, checkout):
+        """Check the request; modules extend it to take their options out of
+        checkout.options before calling super()."""
+        pool = Pool()
+        Configuration = pool.get('course.configuration')
+        if not checkout.items:
+            raise CheckoutError(gettext('course_order.msg_checkout_empty'))
+        if checkout.options:
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_unknown_option',
+                    options=', '.join(sorted(checkout.options))))
+        if checkout.pay_method not in dict(cls.pay_method.selection):
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_unknown_pay_method',
+                    method=checkout.pay_method))
+        config = Configuration(1)
+        if len(checkout.families) > 1 and not config.discounts_combinable:
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_discounts_not_combinable'))
+
+    @classmethod
+    def checkout_order(cls, checkout):
+        pool = Pool()
+        Company = pool.get('company.company')
+        company_id = Transaction().context.get('company')
+        if not company_id:
+            raise CheckoutError(gettext('course_order.msg_checkout_company'))
+        company = Company(company_id)
+        checkout.order = cls(
+            party=checkout.party, company=company, currency=company.currency,
+            state='unpaid', pay_method=checkout.pay_method)
+
+    @classmethod
+    def checkout_lines(cls, checkout):
+        "Price one line per item and refuse what cannot be bought"
+        pool = Pool()
+        Course = pool.get('course.course')
+        Option = pool.get('course.course.option')
+        Line = pool.get('course.order.line')
+        try:
+            wanted = [
+                (int(i['course']), int(i['option']) if i.get('option')
+                    else None) for i in checkout.items]
+        except (KeyError, TypeError, ValueError):
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_bad_items'))
+        # Every course and option in one query each, inactive ones included
+        with Transaction().set_context(active_test=False):
+            courses = {c.id: c for c in Course.search(
+                    [('id', 'in', [c for c, _ in wanted])])}
+            options = {o.id: o for o in Option.search(
+                    [('id', 'in', [o for _, o in wanted if o])])}
+        pairs = []
+        for course_id, option_id in wanted:
+            if course_id not in courses:
+                raise CheckoutError(gettext(
+                        'course_order.msg_checkout_course_unknown',
+                        id=course_id))
+            if option_id and option_id not in options:
+                raise CheckoutError(gettext(
+                        'course_order.msg_checkout_option_unknown',
+                        id=option_id))
+            course = courses[course_id]
+            option = options.get(option_id)
+            if option and option.course != course:
+                raise CheckoutError(gettext(
+                        'course.msg_option_other_course',
+                        option=option.rec_name, course=course.rec_name))
+            pairs.append((course, option))
+        seen = set()
+        for course, _ in pairs:
+            if (not course.active or not course.published
+                    or course.company != checkout.order.company):
+                raise CheckoutError(gettext(
+                        'course_order.msg_checkout_course_unavailable',
+                        course=course.rec_name))
+            if course in seen:
+                raise CheckoutError(gettext(
+                        'course_order.msg_checkout_course_twice',
+                        course=course.rec_name))
+            seen.add(course)
+        cls.check_not_owned(checkout.party, [c for c, _ in pairs])
+        cls.check_not_pending(checkout.party, [c for c, _ in pairs])
+        prices = Course.get_sale_prices(pairs)
+        for (course, option), price in zip(pairs, prices):
+            line = Line(
+                course=course, option=option,
+                list_price=price.list_price, unit_price=price.unit_price,
+                discount_name=price.discount_name, activity=price.activity)
+            checkout.lines.append(line)
+            checkout.remaining[line] = price.unit_price
+        checkout.prices = prices
+
+    @classmethod
+    def check_not_owned(cls, party, courses):
+        Enrollment = Pool().get('course.enrollment')
+        owned = Enrollment.search([
+                ('party', '=', party.id),
+                ('course', 'in', [c.id for c in courses]),
+                ('state', '=', 'live'),
+                ], limit=1)
+        if owned:
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_course_owned',
+                    course=owned[0].course.rec_name))
+
+    @classmethod
+    def check_not_pending(cls, party, courses):
+        Line = Pool().get('course.order.line')
+        pending = Line.search([
+                ('order.party', '=', party.id),
+                ('order.state', '=', 'unpaid'),
+                ('course', 'in', [c.id for c in courses]),
+                ], limit=1)
+        if pending:
+            line, = pending
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_course_pending',
+                    course=line.course.rec_name,
+                    order=line.order.rec_name))
+
+    @classmethod
+    def checkout_discounts(cls, checkout):
+        "Run the discount steps of the installed modules in their order"
+        for _, name in sorted(cls._discount_steps):
+            getattr(cls, f'checkout_discount_{name}')(checkout)
+
+    @classmethod
+    def checkout_create(cls, checkout):
+        "Save the order with its lines and discounts"
+        pool = Pool()
+        Configuration = pool.get('course.configuration')
+        config = Configuration(1)
+        order = checkout.order
+        currency = order.currency
+        order.total_amount = round_amount(currency, checkout.total)
+        order.payable_amount = round_amount(currency, checkout.payable)
+        order.discount_amount = order.total_amount - order.payable_amount
+        if not order.payable_amount:
+            # Nothing to pay: no provider is involved
+            order.pay_method = 'free'
+        elif order.pay_method == 'free':
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_free_not_free',
+                    amount=order.payable_amount))
+        order.pay_deadline = now() + dt.timedelta(
+            seconds=config.get_order_timeout())
+        order.number = config.get_order_number()
+        order.save()
+        # One create per model, whatever the number of lines
+        Line = pool.get('course.order.line')
+        Discount = pool.get('course.order.discount')
+        for line in checkout.lines:
+            line.order = order
+            line.amount = checkout.remaining[line]
+            line.discount_amount = line.unit_price - line.amount
+        Line.save(checkout.lines)
+        for discount, lines in zip(
+                checkout.discounts, checkout.discount_lines):
+            discount.order = order
+            discount.lines = lines
+        Discount.save(checkout.discounts)
+
+    @classmethod
+    def checkout_reserve(cls, checkout):
+        "Modules take what the order holds (grants, points) here"
+
+    @classmethod
+    def checkout_pay(cls, checkout):
+        """Start the payment: `free` pays at once, the other methods are
+        asked through `_payment_start_<method>`."""
+        order = checkout.order
+        if order.pay_method == 'free':
+            cls.pay([order])
+        else:
+            start = getattr(cls, f'_payment_start_{order.pay_method}', None)
+            if start:
+                start([order])
+
+    # ---- Payment method hooks --------------------------------------------
+    # For a method m, a payment module may define the classmethods
+    # _payment_start_m(orders), _payment_query_m(orders) -> paid orders,
+    # _payment_close_m(orders) and _payment_refund_m(orders) -> refunded
+    # orders (those done at once; the others stay refunding).
+
+    @classmethod
+    def _payment_hook(cls, action, orders):
+        "Call the hook of each order's method; return what the hooks return"
+        by_method = defaultdict(list)
+        for order in orders:
+            by_method[order.pay_method].append(order)
+        result = []
+        for method, method_orders in by_method.items():
+            hook = getattr(cls, f'_payment_{action}_{method}', None)
+            if hook:
+                result.extend(hook(method_orders) or [])
+        return result
+
+    @classmethod
+    def _payment_refund_free(cls, orders):
+        return orders
+
+    @classmethod
+    def _payment_refund_manual(cls, orders):
+        # Staff give the money back outside the system
+        return orders
+
+    # ---- Workflow --------------------------------------------------------
+
+    @classmethod
+    @ModelView.button
+    @guarded('unpaid')
+    @Workflow.transition('cancelled')
+    def cancel(cls, orders):
+        cls.write(orders, {'cancelled_at': now()})
+        cls._payment_hook('close', orders)
+        cls.release(orders)
+
+    @classmethod
+    @ModelView.button
+    @guarded('unpaid', 'paid')
+    def confirm_payment(cls, orders):
+        "Staff confirm that a manual payment was received"
+        cls.pay(orders)
+
+    @classmethod
+    def pay(cls, orders):
+        """Mark the orders paid and fulfil them, once.
+
+        Idempotent: orders already paid are left as they are; a payment of
+        an order that is no longer unpaid is refused (the caller records it
+        and flags it to staff: money is never silently kept).
+        """
+        cls.lock(orders)
+        to_pay = []
+        for order in orders:
+            if order.state == 'paid':
+                continue
+            if order.state != 'unpaid':
+                raise OrderStateError(gettext(
+                        'course_order.msg_order_pay_not_unpaid',
+                        order=order.rec_name, state=order.state_string))
+            to_pay.append(order)
+        if to_pay:
+            cls._pay(to_pay)
+        return to_pay
+
+    @classmethod
+    @Workflow.transition('paid')
+    def _pay(cls, orders):
+        cls.write(orders, {'paid_at': now()})
+        cls.fulfil(orders)
+
+    @classmethod
+    @ModelView.button
+    @guarded('paid')
+    def refund(cls, orders):
+        "Staff refund paid orders: the payment method gives the money back"
+        cls._refunding(orders)
+        refunded = cls._payment_hook('refund', orders)
+        if refunded:
+            cls.refunded(refunded)
+
+    @classmethod
+    @Workflow.transition('refunding')
+    def _refunding(cls, orders):
+        pass
+
+    @classmethod
+    @guarded('refunding', 'refunded')
+    def refunded(cls, orders):
+        "The money went back (called by the payment method); idempotent"
+        cls._refunded([o for o in orders if o.state == 'refunding'])
+
+    @classmethod
+    @Workflow.transition('refunded')
+    def _refunded(cls, orders):
+        cls.write(orders, {'refunded_at': now()})
+        cls.revoke(orders)
+
+    # ---- What the modules add to each end of an order ---------------------
+
+    @classmethod
+    def fulfil(cls, orders):
+        "Paid: give what was bought; modules add their part with super()"
+        cls.create_enrollments(orders)
+
+    @classmethod
+    def release(cls, orders):
+        """Cancelled or expired: give back what the order held (grants,
+        points); modules add their part with super()"""
+
+    @classmethod
+    def revoke(cls, orders):
+        "Refunded: take back what was given; modules add with super()"
+        Enrollment = Pool().get('course.enrollment')
+        Enrollment.end_now([e for o in orders for e in o.enrollments])
+
+    @classmethod
+    def create_enrollments(cls, orders):
+        """Create the enrollments of the paid lines at once; a course the
+        student meanwhile owns is extended instead."""
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        lines = [l for o in orders for l in o.lines]
+        start = now()
+        live = {}
+        for enrollment in Enrollment.search([
+                    ('party', 'in', list({o.party.id for o in orders})),
+                    ('course', 'in', list({l.course.id for l in lines})),
+                    ('state', '=', 'live'),
+                    ]):
+            live[(enrollment.party, enrollment.course)] = enrollment
+        to_create, to_save = [], []
+        for line in lines:
+            days = line.option.days if line.option else 0
+            key = (line.order.party, line.course)
+            if key in live:
+                enrollment = live[key]
+                if enrollment.end is not None:
+                    enrollment.end = (
+                        max(enrollment.end, start) + dt.timedelta(days=days)
+                        if days else None)
+                    to_save.append(enrollment)
+                continue
+            to_create.append(Enrollment(
+                    party=line.order.party, course=line.course,
+                    company=line.order.company, order_line=line,
+                    order=line.order,
+                    source='purchase' if line.amount else 'free',
+                    start=start,
+                    end=start + dt.timedelta(days=days) if days else None))
+        Enrollment.save(to_save + to_create)
+
+    # ---- Expiry ----------------------------------------------------------
+
+    @classmethod
+    def expire_overdue(cls, batch_size=500):
+        """Expire the unpaid orders past their deadline (the cron job).
+
+        Works a batch at a time.  The payment method is asked first: an
+        order its provider reports paid is fulfilled instead.  The state
+        moves by a conditional UPDATE, so an order paid or cancelled
+        meanwhile is left alone.
+        """
+        company = Transaction().context.get('company')
+        domain = [
+            ('state', '=', 'unpaid'),
+            ('pay_deadline', '<', now()),
+            ]
+        if company:
+            domain.append(('company', '=', company))
+        last_id = 0
+        expired = []
+        while True:
+            batch = cls.search(
+                domain + [('id', '>', last_id)],
+                order=[('id', 'ASC')], limit=batch_size)
+            if not batch:
+                break
+            last_id = batch[-1].id
+            paid = cls._payment_hook('query', batch)
+            if paid:
+                cls.pay(paid)
+            rest = [o for o in batch if o not in set(paid)]
+            expired.extend(cls._expire(rest))
+        return expired
+
+    @classmethod
+    def _expire(cls, orders):
+        "Move the still unpaid orders to expired and release them"
+        if not orders:
+            return []
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        ids = [o.id for o in orders]
+        cursor.execute(*table.update(
+                [table.state, table.cancelled_at, table.write_date],
+                ['expired', now(), now()],
+                where=table.id.in_(ids) & (table.state == 'unpaid')))
+        # Read back which ones moved (RETURNING is not portable enough)
+        cursor.execute(*table.select(
+                table.id,
+                where=table.id.in_(ids) & (table.state == 'expired')))
+        moved = {i for i, in cursor}
+        cls._clear_cache(ids)
+        expired = cls.browse(sorted(moved))
+        if expired:
+            cls.log(expired, 'transition', 'state:expired')
+            cls._payment_hook('close', expired)
+            cls.release(expired)
+        return expired
+
+    @classmethod
+    def _clear_cache(cls, ids):
+        "A raw UPDATE must invalidate the record caches"
+        Transaction().counter += 1
+        for cache in Transaction().cache.values():
+            if cls.__name__ in cache:
+                for id_ in ids:
+                    cache[cls.__name__].pop(id_, None)
+
+
+class OrderLine(ModelSQL, ModelView):
+    "Course Order Line"
+    __name__ = 'course.order.line'
+    order = fields.Many2One(
+        'course.order', "Order", required=True, ondelete='CASCADE',
+        readonly=True)
+    course = fields.Many2One(
+        'course.course', "Course", required=True, ondelete='RESTRICT',
+        readonly=True)
+    option = fields.Many2One(
+        'course.course.option', "Option", ondelete='RESTRICT', readonly=True)
+    activity = fields.Many2One(
+        'course.activity', "Activity", ondelete='SET NULL', readonly=True)
+    currency = fields.Function(
+        fields.Many2One('currency.currency', "Currency"),
+        'on_change_with_currency')
+    list_price = fields.Numeric(
+        "List Price", digits='currency', required=True, readonly=True)
+    unit_price = fields.Numeric(
+        "Unit Price", digits='currency', required=True, readonly=True)
+    discount_name = fields.Char("Price Name", readonly=True)
+    discount_amount = fields.Numeric(
+        "Discount", digits='currency', required=True, readonly=True,
+        help="The line's share of the order's discounts.")
+    amount = fields.Numeric(
+        "Amount", digits='currency', required=True, readonly=True,
+        help="What the line costs after discounts; the lines' amounts add "
+        "up to the order's payable amount.")
+    enrollments = fields.One2Many(
+        'course.enrollment', 'order_line', "Enrollments", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('order')
+
+    @fields.depends('order', '_parent_order.currency')
+    def on_change_with_currency(self, name=None):
+        return self.order.currency if self.order else None
+
+    def get_rec_name(self, name):
+        return f'{self.order.rec_name} - {self.course.rec_name}'
+
+
+class OrderDiscount(ModelSQL, ModelView):
+    "Course Order Discount"
+    __name__ = 'course.order.discount'
+    order = fields.Many2One(
+        'course.order', "Order", required=True, ondelete='CASCADE',
+        readonly=True)
+    sequence = fields.Integer("Sequence", readonly=True)
+    kind = fields.Selection([], "Kind", readonly=True)
+    description = fields.Char("Description", readonly=True)
+    currency = fields.Function(
+        fields.Many2One('currency.currency', "Currency"),
+        'on_change_with_currency')
+    amount = fields.Numeric(
+        "Amount", digits='currency', required=True, readonly=True)
+    origin = fields.Reference(
+        "Origin", selection='get_origin', readonly=True)
+    lines = fields.Many2Many(
+        'course.order.discount-course.order.line', 'discount', 'line',
+        "Lines", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls.__access__.add('order')
+        cls._order = [('sequence', 'ASC'), ('id', 'ASC')]
+
+    @classmethod
+    def _get_origin(cls):
+        "Return the models a discount may come from"
+        return []
+
+    @classmethod
+    def get_origin(cls):
+        IrModel = Pool().get('ir.model')
+        models = cls._get_origin()
+        return [(None, '')] + [
+            (m, IrModel.get_name(m)) for m in models]
+
+    @fields.depends('order', '_parent_order.currency')
+    def on_change_with_currency(self, name=None):
+        return self.order.currency if self.order else None
+
+
+class OrderDiscountLine(ModelSQL):
+    "Course Order Discount - Line"
+    __name__ = 'course.order.discount-course.order.line'
+    discount = fields.Many2One(
+        'course.order.discount', "Discount", required=True,
+        ondelete='CASCADE')
+    line = fields.Many2One(
+        'course.order.line', "Line", required=True, ondelete='CASCADE')
+
+
+class Enrollment(metaclass=PoolMeta):
+    __name__ = 'course.enrollment'
+    order_line = fields.Many2One(
+        'course.order.line', "Order Line", readonly=True,
+        ondelete='RESTRICT')
+    order = fields.Many2One(
+        'course.order', "Order", readonly=True, ondelete='RESTRICT')

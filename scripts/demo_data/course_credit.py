@@ -1,0 +1,125 @@
+"""Demo data of the module course_credit: points and wallet money for the
+demo students, and two orders that use them.
+
+- every demo student gets 500 welcome points (a ``grant`` movement);
+- two students top up their wallet (``topup`` movements);
+- paid orders earn 5 % back in points (the configuration's credit earn rate
+  is set to 0.05 when it is still the default 0);
+- 王芳 buys "Linux 自动化运维" (permanent) with 100 points and pays the rest
+  from her wallet: a paid order with ``spend`` and ``pay`` movements and
+  earned points;
+- 刘洋 checks out "Vue 3 + TypeScript 商城前台" with 150 points and pays by
+  hand later: an unpaid order holding a ``spend`` movement.
+
+Everything goes through the ledgers' own rules (the party lock, the balance
+never below zero) and the real checkout.
+
+Idempotent: a grant or top-up is identified by its student and note, an
+order by its student and course; only what is missing is created, and an
+order is skipped when checkout would refuse it (course owned or pending,
+not enough points or money).
+"""
+from decimal import Decimal
+
+from proteus import Model
+from proteus.config import get_config
+
+from .course import COMPANY_NAME, STUDENTS
+
+WELCOME_POINTS = 500
+WELCOME_NOTE = "Demo: welcome points"
+TOPUP_NOTE = "Demo: bank transfer"
+EARN_RATE = Decimal('0.05')
+
+# (student e-mail, amount)
+TOPUPS = [
+    ('wang.fang@example.com', Decimal('1000')),
+    ('liu.yang@example.com', Decimal('300')),
+    ]
+
+# (student e-mail, course, option or None, points, pay method)
+ORDERS = [
+    ('wang.fang@example.com', "Linux 自动化运维", "永久有效", 100, 'wallet'),
+    ('liu.yang@example.com', "Vue 3 + TypeScript 商城前台", None, 150,
+        'manual'),
+    ]
+
+
+def load():
+    config = get_config()
+    company = get_company()
+    set_earn_rate()
+    students = get_students()
+    Credit = Model.get('course.credit.movement')
+    Wallet = Model.get('course.wallet.movement')
+    for email, party in sorted(students.items()):
+        if not Credit.find([
+                    ('party', '=', party.id),
+                    ('kind', '=', 'grant'),
+                    ('note', '=', WELCOME_NOTE),
+                    ], limit=1):
+            Credit(party=party, company=company, kind='grant',
+                points=WELCOME_POINTS, note=WELCOME_NOTE).save()
+    for email, amount in TOPUPS:
+        party = students[email]
+        if not Wallet.find([
+                    ('party', '=', party.id),
+                    ('kind', '=', 'topup'),
+                    ('note', '=', TOPUP_NOTE),
+                    ], limit=1):
+            Wallet(party=party, company=company, kind='topup',
+                amount=amount, note=TOPUP_NOTE).save()
+    Order = Model.get('course.order')
+    Course = Model.get('course.course')
+    for email, name, option_name, points, method in ORDERS:
+        party = students[email]
+        course, = Course.find([
+                ('company', '=', company.id), ('name', '=', name)])
+        if Order.find([
+                    ('party', '=', party.id),
+                    ('lines.course', '=', course.id),
+                    ], limit=1):
+            continue
+        option = None
+        if option_name:
+            option, = [o for o in course.options if o.name == option_name]
+        item = {'course': course.id, 'option': option.id if option else None}
+        try:
+            Order.checkout(
+                party.id, [item], method, config.context, credit=points)
+        except Exception as error:  # a refusal: leave the demo as it is
+            print(f"    skipped the order of {email}: {error}", flush=True)
+
+
+def get_company():
+    Company = Model.get('company.company')
+    company, = Company.find([('party.name', '=', COMPANY_NAME)])
+    return company
+
+
+def set_earn_rate():
+    Configuration = Model.get('course.configuration')
+    configuration = Configuration(1)
+    if not configuration.credit_earn_rate:
+        configuration.credit_earn_rate = EARN_RATE
+        configuration.save()
+
+
+def get_students():
+    "{e-mail: party} of the demo students"
+    Party = Model.get('party.party')
+    emails = [email for _, email in STUDENTS]
+    students = {}
+    for party in Party.find([
+                ('contact_mechanisms', 'where', [
+                        ('type', '=', 'email'),
+                        ('value', 'in', emails),
+                        ]),
+                ]):
+        for mechanism in party.contact_mechanisms:
+            if mechanism.type == 'email' and mechanism.value in emails:
+                students.setdefault(mechanism.value, party)
+    missing = set(emails) - set(students)
+    if missing:
+        raise LookupError(f"Demo students not found: {sorted(missing)}")
+    return students

@@ -1,0 +1,106 @@
+"""The README's command 1, `python3 scripts/demo.py`, really runs.
+
+Builds the SQLite demo in a temporary state folder (`--var`), serves it on a
+free port, reads the web client page and the courses over XML-RPC with a
+login the demo prints, stops it with SIGINT, then updates it again with
+`--no-server`.  The web client is reused from the project's var/sao (or
+installed there once).  SQLite pass only: the demo is SQLite.
+"""
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+from tests.demo_server import (
+    DATABASE, READY_TIMEOUT, STOP_TIMEOUT, DemoServer, alive, free_port,
+    group_alive, sqlite_only)
+
+
+@sqlite_only
+class DemoTestCase(unittest.TestCase):
+    "The demo builds, serves sao and RPC, stops cleanly and updates"
+
+    def setUp(self):
+        self.var = tempfile.mkdtemp(prefix='course-demo-')
+        self.addCleanup(shutil.rmtree, self.var, ignore_errors=True)
+        self.demo = DemoServer(self.var)
+
+    def count(self, table):
+        path = os.path.join(self.var, 'demo', f'{DATABASE}.sqlite')
+        conn = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+        try:
+            return conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+        finally:
+            conn.close()
+
+    def test_demo(self):
+        "Build, serve, read over HTTP and XML-RPC, stop, update"
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+
+        port = free_port()
+        start = time.monotonic()
+        self.addCleanup(self.demo.cleanup)
+        proc = self.demo.start(port)
+        lines, ready = self.demo.lines, self.demo.ready
+        self.assertTrue(ready.wait(READY_TIMEOUT), "demo not ready in time")
+        output = ''.join(lines)
+        self.assertIsNone(proc.poll(), output)
+        self.assertIn(f'http://localhost:{port}/', output)
+        self.assertIn(DATABASE, output)
+        built = time.monotonic() - start
+
+        # The web client
+        with urllib.request.urlopen(f'http://localhost:{port}/') as response:
+            self.assertEqual(response.status, 200)
+            page = response.read().decode()
+        self.assertIn('<html', page.lower())
+        self.assertIn('tryton', page.lower())
+
+        # A printed staff login over XML-RPC (proteus); the config object is
+        # used directly so the global proteus configuration of this process
+        # is left alone
+        logins = self.demo.logins
+        self.assertIn('admin', logins)
+        self.assertIn('manager', logins)
+        self.assertIn('sales', logins)
+        config = XmlrpcConfig(
+            f'http://manager:{logins["manager"]}@localhost:{port}/'
+            f'{DATABASE}/rpc/')
+        Course = Model.get('course.course', config=config)
+        courses = Course.find([])
+        self.assertGreaterEqual(len(courses), 12)
+        self.assertTrue(all(c.currency.code == 'CNY' for c in courses))
+        Activity = Model.get('course.activity', config=config)
+        self.assertIn('running', [a.state for a in Activity.find([])])
+
+        # SIGINT stops the demo, trytond, trytond-cron and its workers
+        pids = self.demo.pids
+        self.assertEqual(set(pids), {'trytond', 'trytond-cron'}, output)
+        proc.send_signal(signal.SIGINT)
+        self.assertEqual(proc.wait(STOP_TIMEOUT), 0, ''.join(lines))
+        for name, pid in pids.items():
+            self.assertFalse(alive(pid), f"{name} still runs")
+            self.assertFalse(group_alive(pid), f"a child of {name} runs")
+
+        # Second run: an update, without duplicating the demo data
+        counts = {t: self.count(t) for t in [
+                'course_course', 'course_course_option', 'course_enrollment',
+                'course_activity', 'res_user', 'party_party']}
+        update = self.demo.run('--no-server', timeout=READY_TIMEOUT)
+        self.assertEqual(update.returncode, 0, update.stdout)
+        self.assertIn('Updating the database', update.stdout)
+        self.assertIn('--all', update.stdout)
+        self.assertEqual(
+            {t: self.count(t) for t in counts}, counts, update.stdout)
+        print(f"\ndemo built and served in {built:.0f}s, "
+            f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
+
+
+if __name__ == '__main__':
+    unittest.main()
