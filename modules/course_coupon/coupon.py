@@ -681,7 +681,6 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
         skip_limited, parties at their limit are left out instead of
         refused."""
         pool = Pool()
-        Grant = pool.get('course.coupon.grant')
         Party = pool.get('party.party')
         parties = Party.browse([int(p) for p in parties])
         if parties:
@@ -744,8 +743,6 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
     def generate(cls, coupons, number):
         """Generate number codes per coupon: grants with no party yet,
         counted in the stock; return them"""
-        pool = Pool()
-        Grant = pool.get('course.coupon.grant')
         number = int(number)
         if number <= 0:
             raise CouponError(gettext(

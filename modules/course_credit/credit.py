@@ -16,6 +16,7 @@ from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.tools import lock_rows
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval, If
 from trytond.rpc import RPC
@@ -162,8 +163,8 @@ class LedgerMixin(CompanyMixin):
             if values.get('company') is None:
                 values['company'] = default_company
         parties = {v['party'] for v in vlist if v.get('party') is not None}
-        Party.lock(Party.browse(list(parties)))
-        cls._touch_parties(parties)
+        # Lock first (the call may restart); see lock_rows for the write
+        lock_rows(Party, Party.browse(list(parties)))
         by_company = defaultdict(set)
         for values in vlist:
             if values.get('party') is not None and values['company']:
@@ -193,27 +194,6 @@ class LedgerMixin(CompanyMixin):
                     Party(key[0]), Company(key[1]), balances[key], -amount)
             values['balance'] = balances[key] = balance
         return super().create(vlist)
-
-    @classmethod
-    def _touch_parties(cls, party_ids):
-        """Write the locked party rows before reading their balances.
-
-        A row lock alone is not enough on PostgreSQL: the transaction runs
-        in repeatable read and its snapshot is taken when the lock statement
-        starts, which may be just before the previous holder's commit
-        becomes visible; the lock is then granted but the previous movement
-        is not seen.  Every writer of a ledger also writes the party row, so
-        such a stale transaction gets a serialization failure here and is
-        retried (by the dispatcher, cron or test helper) with a fresh
-        snapshot, instead of reading an old balance."""
-        Party = Pool().get('party.party')
-        table = Party.__table__()
-        cursor = Transaction().connection.cursor()
-        ids = sorted(int(p) for p in party_ids)
-        for sub_ids in grouped_slice(ids, in_max()):
-            cursor.execute(*table.update(
-                    [table.write_date], [table.write_date],
-                    where=reduce_ids(table.id, sub_ids)))
 
     @classmethod
     def _raise_short(cls, party, company, balance, amount):

@@ -1,13 +1,11 @@
 "Races on orders, with real parallel transactions (PostgreSQL only)"
 import datetime as dt
 import unittest
-import uuid
 from collections import Counter
 
 from trytond.exceptions import UserError
 from trytond.modules.course.tests.tools import (
     ConcurrencyTestMixin, create_catalog)
-from trytond.modules.course_order.tests.tools import checkout
 from trytond.pool import Pool
 
 
