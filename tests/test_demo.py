@@ -91,7 +91,11 @@ class DemoTestCase(unittest.TestCase):
         # Second run: an update, without duplicating the demo data
         counts = {t: self.count(t) for t in [
                 'course_course', 'course_course_option', 'course_enrollment',
-                'course_activity', 'res_user', 'party_party']}
+                'course_activity', 'res_user', 'party_party', 'course_order',
+                'course_coupon', 'course_coupon_grant',
+                'course_credit_movement', 'course_wallet_movement']}
+        self.assertEqual(counts['course_coupon'], 5)  # seed 001's fixtures
+        self.assertGreater(counts['course_coupon_grant'], 20)
         update = self.demo.run('--no-server', timeout=READY_TIMEOUT)
         self.assertEqual(update.returncode, 0, update.stdout)
         self.assertIn('Updating the database', update.stdout)

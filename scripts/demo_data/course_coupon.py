@@ -8,7 +8,10 @@ the demo catalog, with their grants, plus a batch of printed codes.
 - python七夕专用券: categories Web 开发 and 自动化运维, -99, claimed by the
   students themselves (seed: get_type 1), 张伟 has claimed one;
 - 算法学习优惠券: category 机器学习, *0.85 from 200, granted to 张伟;
-- 20 codes of the 30元 coupon for printed cards.
+- 20 codes of the 30元 coupon for printed cards;
+- 李娜 buys 微信小程序开发 with her 前端 coupon, paid by hand (grant used);
+  张伟 checks out Vue 3 + TypeScript 商城前台 with his Typescript coupon
+  and has not paid yet (grant reserved).
 
 Idempotent: a coupon is identified by its name, a grant by its coupon and
 student, codes by their coupon; only what is missing is created.
@@ -25,6 +28,12 @@ from .course_credit import get_students
 ZHANG = 'zhang.wei@example.com'
 LI = 'li.na@example.com'
 CODES = 20
+
+# (student e-mail, coupon, course, confirm the payment)
+ORDERS = [
+    (LI, "前端学习通用优惠券", "微信小程序开发", True),
+    (ZHANG, "Typescript课程专用券", "Vue 3 + TypeScript 商城前台", False),
+    ]
 
 # (name, formula, condition, scope, scope names, issue mode, total,
 #  days valid from today, [students])
@@ -77,6 +86,34 @@ def load():
                 ('origin', '=', 'code'),
                 ], limit=1):
         Coupon.generate([first.id], CODES, config.context)
+    load_orders(company, students, coupons)
+
+
+def load_orders(company, students, coupons):
+    "Checkout with a grant of the student; skipped once the grant is taken"
+    config = get_config()
+    Grant = Model.get('course.coupon.grant')
+    Course = Model.get('course.course')
+    Order = Model.get('course.order')
+    for email, coupon_name, course_name, paid in ORDERS:
+        grants = Grant.find([
+                ('coupon', '=', coupons[coupon_name].id),
+                ('party', '=', students[email].id),
+                ('state', '=', 'available'),
+                ], limit=1)
+        if not grants:
+            continue
+        course, = Course.find([
+                ('company', '=', company.id), ('name', '=', course_name)])
+        try:
+            order = Order.checkout(
+                students[email].id, [{'course': course.id}], 'manual',
+                config.context, grants=[grants[0].id])
+        except Exception as error:  # a refusal: leave the demo as it is
+            print(f"    skipped the order of {email}: {error}", flush=True)
+            continue
+        if paid:
+            Order(order).click('confirm_payment')
 
 
 def get_coupon(company, name, formula, condition, scope, scope_names,
