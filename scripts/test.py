@@ -89,14 +89,16 @@ def redis_reachable():
         return str(error)
 
 
-def prune_db_cache(keep):
-    "Remove the cached test databases of older sources"
+def prune_db_cache(keep, max_age=6 * 60 * 60):
+    """Remove the cached test databases of older sources, once unused for
+    max_age seconds (another run may still be using a recent one)"""
     import shutil
     folder = os.path.join(ROOT, 'var', 'test-db-cache')
     if os.path.isdir(folder):
         for name in os.listdir(folder):
-            if name != keep:
-                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            path = os.path.join(folder, name)
+            if name != keep and time.time() - os.path.getmtime(path) > max_age:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def backend_env(backend):
@@ -115,6 +117,7 @@ def backend_env(backend):
         env['DB_NAME'] = f'test_course_{os.getpid()}_{int(time.time())}'
         env['DB_CACHE'] = os.path.join(cache, 'postgresql')
     os.makedirs(env['DB_CACHE'], exist_ok=True)
+    os.utime(cache)  # in use: not pruned by a parallel run
     return env
 
 
