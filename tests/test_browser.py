@@ -18,6 +18,7 @@ SQLite pass only: the demo is SQLite.
 """
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,7 +75,7 @@ def retry(action, attempts=ATTEMPTS, pause=0.5):
 
 @sqlite_only
 class BrowserTestCase(unittest.TestCase):
-    "Staff confirm a payment and browse the catalog in sao"
+    "Staff work orders and browse the catalog in sao"
 
     @classmethod
     def setUpClass(cls):
@@ -235,20 +236,63 @@ class BrowserTestCase(unittest.TestCase):
         self.wait_visible(rows.first, "a row of the list")
         return rows
 
-    # --- Tests --------------------------------------------------------
-
-    def test_sales_confirms_payment(self):
-        "sales opens an unpaid order and confirms its payment"
-        from playwright.sync_api import expect
-        from proteus import Model
-        from proteus.config import XmlrpcConfig
-        start = time.monotonic()
-        page = self.page
-        self.login('sales')
+    def open_orders(self, login):
+        "Log in, open Courses > Orders; return the tab"
+        self.login(login)
         self.open_menu('Courses', 'Orders')
         tab = self.current_tab()
         tabs = tab.locator('.tab-domain .nav-tabs > li > a')
         self.wait_visible(tabs.first, "the tabs of the orders")
+        return tab
+
+    def open_order(self, tab, domain_tab, number):
+        """Show the orders of domain_tab (a tab label), open the order
+        numbered number in the form"""
+        tab.locator('.tab-domain .nav-tabs > li > a',
+            has_text=re.compile(rf'^\s*{re.escape(domain_tab)}')).click()
+        rows = self.wait_list(tab)
+        row = rows.filter(has_text=number)
+        self.wait_visible(row.first, f"the row of order {number}")
+        self.screenshot(f'orders-{domain_tab.lower()}')
+        row.first.dblclick()
+
+    def click_button(self, tab, label, question, state):
+        """Click the form's button label, accept its confirmation (which
+        asks question) and wait for the order's state to show state"""
+        from playwright.sync_api import expect
+        button = tab.locator('button:visible', has_text=label)
+        self.wait_visible(button, f"the button {label}")
+        self.screenshot('order-form')
+        dialog = self.page.locator('.confirmation-dialog')
+
+        def click():
+            if not dialog.is_visible():
+                button.click()
+            dialog.wait_for(state='visible', timeout=5_000)
+        retry(click)
+        self.assertIn(question, dialog.inner_text())
+        self.screenshot('confirm-dialog')
+        dialog.locator('.btn-primary').click()
+        dialog.wait_for(state='hidden')
+        # The form reloads the order: the state shows, the button goes
+        expect(tab.locator('.form select[name="state"]')).to_have_value(
+            f'"{state}"', timeout=TIMEOUT)
+        button.wait_for(state='hidden')
+        self.screenshot(state)
+
+    def rpc_orders(self, login):
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+        config = XmlrpcConfig(self.demo.rpc_url(login))
+        return Model.get('course.order', config=config)
+
+    # --- Tests --------------------------------------------------------
+
+    def test_sales_confirms_payment(self):
+        "sales opens an unpaid order and confirms its payment"
+        start = time.monotonic()
+        tab = self.open_orders('sales')
+        tabs = tab.locator('.tab-domain .nav-tabs > li > a')
         names = [' '.join(t.split()) for t in tabs.all_inner_texts()]
         # The labels carry a count badge on some tabs
         self.assertEqual(
@@ -262,34 +306,15 @@ class BrowserTestCase(unittest.TestCase):
             t.strip() for t in rows.first.locator('td').all_inner_texts()
             if t.strip())
 
-        config = XmlrpcConfig(self.demo.rpc_url('sales'))
-        Order = Model.get('course.order', config=config)
+        Order = self.rpc_orders('sales')
         order, = Order.find([('number', '=', number)])
         self.assertEqual(order.state, 'unpaid')
         self.assertEqual(order.pay_method, 'manual')
 
         # Open it in the form and confirm the payment
         rows.first.dblclick()
-        button = tab.locator('button:visible', has_text='Confirm Payment')
-        self.wait_visible(button, "the button Confirm Payment")
-        self.screenshot('order-form')
-        dialog = page.locator('.confirmation-dialog')
-
-        def click_confirm():
-            if not dialog.is_visible():
-                button.click()
-            dialog.wait_for(state='visible', timeout=5_000)
-        retry(click_confirm)
-        self.assertIn('payment of this order was received',
-            dialog.inner_text())
-        self.screenshot('confirm-dialog')
-        dialog.locator('.btn-primary').click()
-        dialog.wait_for(state='hidden')
-        # The form reloads the order: the state shows Paid, the button goes
-        expect(tab.locator('.form select[name="state"]')).to_have_value(
-            '"paid"', timeout=TIMEOUT)
-        button.wait_for(state='hidden')
-        self.screenshot('paid')
+        self.click_button(tab, 'Confirm Payment',
+            'payment of this order was received', 'paid')
 
         order.reload()
         self.assertEqual(order.state, 'paid')
@@ -300,6 +325,37 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(self.errors, [])
         print(f"\nbrowser: sales confirmed {number} in "
             f"{time.monotonic() - start:.0f}s", file=sys.stderr)
+
+    def test_sales_cancels_order(self):
+        "sales cancels an unpaid order; the Cancel button then goes"
+        Order = self.rpc_orders('sales')
+        # The oldest: the confirm test takes the first row, the newest
+        order = Order.find(
+            [('state', '=', 'unpaid')], order=[('id', 'ASC')])[0]
+        tab = self.open_orders('sales')
+        self.open_order(tab, 'Unpaid', order.number)
+        self.click_button(tab, 'Cancel', 'Cancel this order?', 'cancelled')
+        order.reload()
+        self.assertEqual(order.state, 'cancelled')
+        self.assertTrue(order.cancelled_at)
+        self.assertEqual(self.errors, [])
+
+    def test_manager_refunds_order(self):
+        "manager refunds a paid order by hand; its enrollments end"
+        Order = self.rpc_orders('manager')
+        order = next(o for o in Order.find([
+                    ('state', '=', 'paid'),
+                    ('pay_method', '=', 'manual'),
+                    ], order=[('id', 'ASC')]) if o.enrollments)
+        self.assertTrue(any(e.state == 'live' for e in order.enrollments))
+        tab = self.open_orders('manager')
+        self.open_order(tab, 'Paid', order.number)
+        self.click_button(tab, 'Refund', 'Refund this order?', 'refunded')
+        order.reload()
+        self.assertEqual(order.state, 'refunded')
+        self.assertEqual(
+            {e.state for e in order.enrollments}, {'ended'})
+        self.assertEqual(self.errors, [])
 
     def test_manager_sees_courses(self):
         "manager opens Courses > Catalog > Courses"
