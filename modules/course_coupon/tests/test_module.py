@@ -10,6 +10,7 @@ from trytond.modules.course_coupon.tests.tools import (
     create_coupon, give, utcnow)
 from trytond.modules.course_order.tests.tools import checkout
 from trytond.pool import Pool
+from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
 from trytond.transaction import Transaction
 
@@ -285,7 +286,60 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(list(first.lines), [order.lines[0]])
         self.assertEqual(list(second.lines), [order.lines[1]])
         self.assertEqual(len(third.lines), 3)
+        # After the course coupons: A 900.00, B 395.00, C 300.00 = 1595.00
+        line_a, line_b, line_c = order.lines
+        after_course = [
+            line_a.unit_price - first.amount,
+            line_b.unit_price - second.amount,
+            line_c.unit_price]
+        self.assertEqual(
+            after_course, [D('900.00'), D('395.00'), D('300.00')])
+        self.assertEqual(sum(after_course), D('1595.00'))
+        # The order-wide 100 shared in proportion of 900/395/300 (the
+        # remainder on the last line): 56.43, 24.76, 18.81
+        self.assertEqual(
+            [l.amount for l in order.lines],
+            [D('843.57'), D('370.24'), D('281.19')])
+        self.assertEqual(sum(l.amount for l in order.lines), D('1495.00'))
         self.assertEqual({g.state for g in grants}, {'reserved'})
+        self.assertEqual(
+            [g.discount_amount for g in grants],
+            [D('100.00'), D('105.00'), D('100.00')])
+
+    @with_transaction()
+    def test_stacking_no_cash_back(self):
+        "Stacked coupons larger than what is left never go below 0.00"
+        cat = self.catalog()
+        self.stacking('course_and_order')
+        on_c = give(create_coupon(
+                cat.company, '-500', scope='course', courses=[cat.course_c]),
+            cat.student)
+        wide = give(create_coupon(cat.company, '-100'), cat.student)
+        order = checkout(
+            cat.student, cat.course_a, cat.course_b, cat.course_c,
+            grants=[on_c.id, wide.id])
+        # C 300 takes only 300 off; the order-wide -100 on A + B (C is 0)
+        self.assertEqual(
+            [d.amount for d in order.discounts], [D('300.00'), D('100.00')])
+        self.assertEqual(order.lines[2].amount, D('0.00'))
+        self.assertEqual(order.payable_amount, D('1400.00'))
+        self.assertBalanced(order)
+        # An order-wide reduction larger than the remaining subtotal
+        on_c = give(create_coupon(
+                cat.company, '-500', scope='course', courses=[cat.course_c]),
+            cat.other_student)
+        wide = give(create_coupon(cat.company, '-5000'), cat.other_student)
+        order = checkout(
+            cat.other_student, cat.course_a, cat.course_b, cat.course_c,
+            grants=[on_c.id, wide.id])
+        self.assertEqual(
+            [d.amount for d in order.discounts], [D('300.00'), D('1500.00')])
+        self.assertEqual(
+            [l.amount for l in order.lines], [D('0.00')] * 3)
+        self.assertEqual(order.payable_amount, D('0.00'))
+        self.assertBalanced(order)
+        self.assertEqual(order.state, 'paid')
+        self.assertEqual({on_c.state, wide.state}, {'used'})
 
     @with_transaction()
     def test_stacking_refusals(self):
@@ -387,6 +441,17 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         Grant.write([grant], {'valid_to': utcnow() - dt.timedelta(seconds=1)})
         Order.cancel([order])
         self.assertEqual((grant.state, grant.order), ('expired', None))
+        # the same when the unpaid order expires
+        grant = give(create_coupon(cat.company, '-30'), cat.student)
+        order = checkout(cat.student, cat.course_b, grants=[grant.id])
+        Grant.write([grant], {'valid_to': utcnow() - dt.timedelta(seconds=1)})
+        Order.write([order], {
+                'pay_deadline': dt.datetime.now() - dt.timedelta(minutes=1)})
+        self.assertEqual(Order.expire_overdue(), [order])
+        self.assertEqual(order.state, 'expired')
+        self.assertEqual(
+            (grant.state, grant.order, grant.discount_amount),
+            ('expired', None, None))
 
     @with_transaction()
     def test_stacked_life_cycle(self):
@@ -424,12 +489,15 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         Grant.write([old, reserved], {'valid_to': past})
         cron, = Cron.search(
             [('method', '=', 'course.coupon.grant|expire_grants')])
-        self.assertEqual(Grant.expire_grants(), [old])
+        self.assertEqual((cron.interval_number, cron.interval_type), (
+                1, 'hours'))
+        Cron.run_once([cron])
         self.assertEqual(
             [g.state for g in Coupon_grant + [reserved]],
             ['expired', 'available', 'reserved'])
         self.assertCheckoutRefused(
             "has expired", cat.student, cat.course_a, grants=[old.id])
+        self.assertEqual(Grant.expire_grants(), [])
 
     @with_transaction()
     def test_revoke(self):
@@ -561,6 +629,114 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(wizard.transition_grant_(), 'open_')
         grant, = Grant.search([('coupon', '=', coupon.id)])
         self.assertEqual(grant.party, cat.student)
+
+    @with_transaction()
+    def test_grant_wizard_modes(self):
+        "The grant wizard grants to chosen students or to all students"
+        pool = Pool()
+        Party = pool.get('party.party')
+        Company = pool.get('company.company')
+        Grant = pool.get('course.coupon.grant')
+        GrantWizard = pool.get('course.coupon.grant_wizard', type='wizard')
+        cat = self.catalog()
+        coupon = create_coupon(cat.company, '-10', total=10)
+
+        def run(mode, **values):
+            session_id, _, _ = GrantWizard.create()
+            wizard = GrantWizard(session_id)
+            wizard.start.coupon = coupon
+            wizard.start.mode = mode
+            wizard.start.skip_limited = values.pop('skip_limited', False)
+            for name, value in values.items():
+                setattr(wizard.start, name, value)
+            self.assertEqual(wizard.transition_grant_(), 'open_')
+            return Grant.browse(wizard.grant_ids)
+
+        grant, = run('parties', parties=[cat.other_student])
+        self.assertEqual(
+            (grant.party, grant.origin, grant.coupon),
+            (cat.other_student, 'staff', coupon))
+        # all students: every party but the companies'
+        students = set(Party.search([])) - {
+            c.party for c in Company.search([])}
+        self.assertIn(cat.student, students)
+        grants = run('all', skip_limited=False)
+        self.assertEqual({g.party for g in grants}, students)
+        self.assertEqual(coupon.granted, len(students) + 1)
+        self.assertEqual(coupon.remaining, 10 - len(students) - 1)
+        # per-student limit of 1: everybody holds one already
+        Coupon = pool.get('course.coupon')
+        Coupon.write([coupon], {'per_party_limit': 1})
+        self.assertRefused("already holds", run, 'all')
+        self.assertEqual(run('all', skip_limited=True), [])
+
+    @with_transaction()
+    def test_issue_refusals(self):
+        "Inactive coupons, coupons whose validity is over, no codes"
+        pool = Pool()
+        Coupon = pool.get('course.coupon')
+        cat = self.catalog()
+        now = utcnow()
+        over = create_coupon(
+            cat.company, '-10', issue_mode='claim',
+            valid_start=now - dt.timedelta(days=2),
+            valid_end=now - dt.timedelta(days=1))
+        self.assertRefused(
+            "validity of coupon", Coupon.claim, [over], cat.student)
+        self.assertRefused(
+            "validity of coupon", Coupon.grant, [over], [cat.student])
+        inactive = create_coupon(cat.company, '-10', active=False)
+        self.assertRefused(
+            "no longer issued", Coupon.grant, [inactive], [cat.student])
+        self.assertRefused(
+            "no longer issued", Coupon.generate, [inactive], 1)
+        coupon = create_coupon(cat.company, '-10')
+        self.assertRefused(
+            "must be greater than 0", Coupon.generate, [coupon], 0)
+        self.assertEqual(coupon.codes_left, 0)
+
+    @with_transaction()
+    def test_staff_ui(self):
+        "Grants by state in tabs, usage figures, grant and revoke buttons"
+        pool = Pool()
+        Coupon = pool.get('course.coupon')
+        Grant = pool.get('course.coupon.grant')
+        ModelData = pool.get('ir.model.data')
+        ActWindow = pool.get('ir.action.act_window')
+        Menu = pool.get('ir.ui.menu')
+        action = ActWindow(ModelData.get_id('course_coupon', 'act_grant_form'))
+        self.assertEqual(action.res_model, 'course.coupon.grant')
+        domains = [
+            PYSONDecoder().decode(d.domain) if d.domain else []
+            for d in action.act_window_domains]
+        for state in ['available', 'reserved', 'used', 'expired', 'revoked']:
+            with self.subTest(state=state):
+                self.assertIn([['state', '=', state]], domains)
+        self.assertIn([], domains)  # the "All" tab
+        figures = {'granted', 'used', 'remaining', 'discount_given'}
+        for view_type in ['tree', 'form']:
+            with self.subTest(view_type=view_type):
+                view = Coupon.fields_view_get(view_type=view_type)
+                self.assertLessEqual(figures, set(view['fields']))
+        form = Coupon.fields_view_get(view_type='form')
+        self.assertIn('grants', form['fields'])
+        self.assertIn('name="grant_wizard"', form['arch'])
+        self.assertIn('name="generate_codes"', form['arch'])
+        for view_type in ['tree', 'form']:
+            with self.subTest(view_type=view_type):
+                view = Grant.fields_view_get(view_type=view_type)
+                self.assertIn('name="revoke"', view['arch'])
+                self.assertIn('state', view['fields'])
+        menus = Menu.search([('parent.name', '=', "Coupons")])
+        self.assertEqual(
+            {(m.action.__name__, m.action.id) for m in menus if m.action}, {
+                ('ir.action.act_window',
+                    ModelData.get_id('course_coupon', 'act_coupon_form')),
+                ('ir.action.act_window',
+                    ModelData.get_id('course_coupon', 'act_grant_form')),
+                ('ir.action.wizard',
+                    ModelData.get_id('course_coupon', 'wizard_grant')),
+                })
 
     # ---- Codes -------------------------------------------------------------
 
