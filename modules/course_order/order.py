@@ -143,6 +143,7 @@ class Order(Workflow, ModelSQL, ModelView):
             ('free', "Free"),
             ('manual', "Manual"),
             ], "Payment Method", required=True, readonly=True)
+    pay_method_string = pay_method.translated('pay_method')
     pay_deadline = fields.DateTime("Payment Deadline", readonly=True)
     paid_at = fields.DateTime("Paid at", readonly=True)
     cancelled_at = fields.DateTime(
@@ -496,7 +497,14 @@ class Order(Workflow, ModelSQL, ModelView):
     @ModelView.button
     @guarded('unpaid', 'paid')
     def confirm_payment(cls, orders):
-        "Staff confirm that a manual payment was received"
+        """Staff confirm that a manual payment was received; the orders of
+        the other methods are paid by their provider, never by hand"""
+        for order in orders:
+            if order.pay_method != 'manual':
+                raise OrderStateError(gettext(
+                        'course_order.msg_order_confirm_not_manual',
+                        order=order.rec_name,
+                        method=order.pay_method_string))
         cls.pay(orders)
 
     @classmethod

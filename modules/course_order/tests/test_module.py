@@ -4,9 +4,11 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import create_catalog
+from trytond.modules.course_order.order import now as utcnow
 from trytond.modules.course_order.tests.tools import (
     StatementCounter, checkout)
 from trytond.pool import Pool
+from trytond.pyson import PYSONDecoder, PYSONEncoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
 from trytond.transaction import Transaction
 
@@ -89,6 +91,19 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
             delta=5)
 
     @with_transaction()
+    def test_number_unique(self):
+        "Order numbers are distinct digits; the database refuses a duplicate"
+        Order = Pool().get('course.order')
+        cat = self.catalog()
+        first = checkout(cat.student, cat.course_a)
+        second = checkout(cat.student, cat.course_b)
+        self.assertNotEqual(first.number, second.number)
+        self.assertTrue(second.number.isdigit())
+        with self.assertRaises(UserError) as cm:
+            Order.write([second], {'number': first.number})
+        self.assertIn("must be unique", cm.exception.message)
+
+    @with_transaction()
     def test_free_activity_paid_at_once(self):
         "A free activity makes the order paid at once with enrollments"
         cat = self.catalog()
@@ -157,15 +172,38 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         cat = self.catalog()
         self.assertCheckoutRefused("at least one course", cat.student)
 
-    @with_transaction()
-    def test_refuse_unknown_course(self):
-        "An unknown course is refused"
+    def assertRawCheckoutRefused(self, text, party, items):
+        "A checkout of raw items is refused with text, leaving no order"
         pool = Pool()
         Order = pool.get('course.order')
-        cat = self.catalog()
+        Line = pool.get('course.order.line')
+        before = Order.search([], count=True), Line.search([], count=True)
         with self.assertRaises(UserError) as cm:
-            Order.checkout(cat.student.id, [{'course': 999999}])
-        self.assertIn("no course with id 999999", cm.exception.message)
+            Order.checkout(party.id, items)
+        self.assertIn(text, cm.exception.message)
+        self.assertEqual(
+            (Order.search([], count=True), Line.search([], count=True)),
+            before)
+
+    @with_transaction()
+    def test_refuse_unknown_course(self):
+        "An unknown course or option is refused"
+        cat = self.catalog()
+        self.assertRawCheckoutRefused(
+            "no course with id 999999", cat.student,
+            [{'course': cat.course_a.id}, {'course': 999999}])
+        self.assertRawCheckoutRefused(
+            "no validity option with id 999998", cat.student,
+            [{'course': cat.course_a.id, 'option': 999998}])
+
+    @with_transaction()
+    def test_refuse_bad_items(self):
+        "Items without a course are refused"
+        cat = self.catalog()
+        for items in [[{'option': cat.option_a_month.id}],
+                [{'course': 'abc'}], [None]]:
+            self.assertRawCheckoutRefused(
+                "needs a course", cat.student, items)
 
     @with_transaction()
     def test_refuse_unpublished(self):
@@ -268,6 +306,12 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(len(order.enrollments), 2)
         month = [e for e in order.enrollments if e.course == cat.course_a][0]
         self.assertEqual(month.end - month.start, dt.timedelta(days=30))
+        permanent, = [
+            e for e in order.enrollments if e.course == cat.course_b]
+        self.assertIsNone(permanent.end)
+        self.assertEqual(
+            {(e.source, e.state, e.order_line.order) for e in
+                order.enrollments}, {('purchase', 'live', order)})
         Order.confirm_payment([order])
         Order.pay([order])
         self.assertEqual(order.paid_at, paid_at)
@@ -293,6 +337,126 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(checkout(cat.student, cat.course_a).state, 'unpaid')
 
     @with_transaction()
+    def test_confirm_only_manual(self):
+        "Staff confirm manual payments only; other methods pay by provider"
+        pool = Pool()
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a)
+        # as a payment module's method would be
+        Order.write([order], {'pay_method': 'free'})
+        with self.assertRaises(UserError) as cm:
+            Order.confirm_payment([order])
+        self.assertIn(
+            "only manual payments can be confirmed", cm.exception.message)
+        self.assertEqual(order.state, 'unpaid')
+        self.assertEqual(order.enrollments, ())
+
+    @with_transaction()
+    def test_pay_closed_order_refused(self):
+        "A payment for a cancelled or expired order is refused, not kept"
+        Order = Pool().get('course.order')
+        cat = self.catalog()
+        cancelled = checkout(cat.student, cat.course_a)
+        Order.cancel([cancelled])
+        expired = checkout(cat.student, cat.course_b)
+        Order.write([expired], {
+                'pay_deadline': utcnow() - dt.timedelta(minutes=1)})
+        self.assertEqual(Order.expire_overdue(), [expired])
+        for order, state in [(cancelled, "Cancelled"), (expired, "Expired")]:
+            with self.assertRaises(UserError) as cm:
+                Order.pay([order])
+            self.assertIn(f"is {state} and cannot be paid",
+                cm.exception.message)
+            self.assertIn("must be refunded", cm.exception.message)
+            self.assertIsNone(order.paid_at)
+            self.assertEqual(order.enrollments, ())
+
+    @with_transaction()
+    def test_refund_by_provider_later(self):
+        "A provider refunding later leaves the order refunding until it calls"
+        Order = Pool().get('course.order')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a)
+        Order.confirm_payment([order])
+        with self.assertRaises(UserError):
+            Order.refunded([order])  # not asked to refund
+        asked = []
+        Order._payment_refund_manual = classmethod(
+            lambda cls, orders: asked.extend(orders) or [])
+        self.addCleanup(delattr, Order, '_payment_refund_manual')
+        Order.refund([order])
+        self.assertEqual(asked, [order])
+        self.assertEqual(order.state, 'refunding')
+        self.assertIsNone(order.refunded_at)
+        self.assertEqual({e.state for e in order.enrollments}, {'live'})
+        with self.assertRaises(UserError) as cm:
+            Order.refund([order])
+        self.assertIn("is Refunding", cm.exception.message)
+        # the provider confirms (twice: idempotent)
+        Order.refunded([order])
+        self.assertEqual(order.state, 'refunded')
+        refunded_at = order.refunded_at
+        self.assertTrue(refunded_at)
+        self.assertEqual({e.state for e in order.enrollments}, {'ended'})
+        Order.refunded([order])
+        self.assertEqual(order.refunded_at, refunded_at)
+
+    @with_transaction()
+    def test_staff_views(self):
+        "Orders menu tabs, list and form fields, buttons and their groups"
+        pool = Pool()
+        ModelData = pool.get('ir.model.data')
+        ActWindow = pool.get('ir.action.act_window')
+        Order = pool.get('course.order')
+        Button = pool.get('ir.model.button')
+        Group = pool.get('res.group')
+        action = ActWindow(ModelData.get_id('course_order', 'act_order_form'))
+        self.assertEqual(action.res_model, 'course.order')
+        self.assertEqual(
+            [(d.name, PYSONDecoder().decode(d.domain) if d.domain else None)
+                for d in action.act_window_domains], [
+                ("Unpaid", [['state', '=', 'unpaid']]),
+                ("Paid", [['state', '=', 'paid']]),
+                ("Cancelled / Expired",
+                    [['state', 'in', ['cancelled', 'expired']]]),
+                ("Refunds", [['state', 'in', ['refunding', 'refunded']]]),
+                ("All", None),
+                ])
+        tree = Order.fields_view_get(view_type='tree')
+        for name in ['number', 'party', 'order_date', 'payable_amount',
+                'state']:
+            self.assertIn(f'name="{name}"', tree['arch'])
+        form = Order.fields_view_get(view_type='form')
+        for name in ['lines', 'total_amount', 'discount_amount',
+                'payable_amount', 'pay_deadline', 'enrollments', 'state']:
+            self.assertIn(f'name="{name}"', form['arch'])
+        for button in ['cancel', 'confirm_payment', 'refund']:
+            self.assertIn(f'<button name="{button}"', form['arch'])
+        sales = Group(ModelData.get_id('course', 'group_course_sales'))
+        admin = Group(ModelData.get_id('course', 'group_course_admin'))
+        self.assertEqual(
+            Button.get_groups('course.order', 'cancel'),
+            {sales.id, admin.id})
+        self.assertEqual(
+            Button.get_groups('course.order', 'confirm_payment'),
+            {sales.id, admin.id})
+        self.assertEqual(
+            Button.get_groups('course.order', 'refund'), {admin.id})
+        # the states in which each button shows
+        def shown(button, method='manual'):
+            invisible = PYSONEncoder().encode(
+                Order._buttons[button]['invisible'])
+            return {state for state, _ in Order.state.selection
+                if not PYSONDecoder(
+                    {'state': state, 'pay_method': method}).decode(
+                    invisible)}
+        self.assertEqual(shown('cancel'), {'unpaid'})
+        self.assertEqual(shown('confirm_payment'), {'unpaid'})
+        self.assertEqual(shown('confirm_payment', 'free'), set())
+        self.assertEqual(shown('refund'), {'paid'})
+
+    @with_transaction()
     def test_expire_by_cron(self):
         "The cron job expires unpaid orders past their deadline only"
         pool = Pool()
@@ -304,7 +468,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         paid = checkout(cat.other_student, cat.course_a)
         Order.confirm_payment([paid])
         Order.write([late, paid], {
-                'pay_deadline': dt.datetime.now() - dt.timedelta(minutes=1)})
+                'pay_deadline': utcnow() - dt.timedelta(minutes=1)})
         cron, = Cron.search([('method', '=', 'course.order|expire_overdue')])
         self.assertEqual(cron.interval_type, 'minutes')
         with Transaction().set_context(company=cat.company.id):
@@ -325,7 +489,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         cat = self.catalog()
         order = checkout(cat.student, cat.course_a)
         Order.write([order], {
-                'pay_deadline': dt.datetime.now() - dt.timedelta(minutes=1)})
+                'pay_deadline': utcnow() - dt.timedelta(minutes=1)})
         Order._payment_query_manual = classmethod(lambda cls, orders: orders)
         self.addCleanup(delattr, Order, '_payment_query_manual')
         self.assertEqual(Order.expire_overdue(), [])
