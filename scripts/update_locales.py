@@ -185,8 +185,11 @@ def export(name, modules):
 
         languages = Lang.search([('code', 'in', LANGUAGES)])
         assert len(languages) == len(LANGUAGES), languages
-        # "Load translations": translatable=True and load the .po files
-        Lang.load_translations(languages)
+        # "Load translations": translatable=True and load the .po files.
+        # Not for the source language: loading en.po there drops the rows
+        # of terms the file does not have yet (e.g. a new message)
+        Lang.load_translations(
+            [l for l in languages if l.code != SOURCE_LANGUAGE])
         transaction.commit()
 
         session_id, _, _ = TranslationSet.create()
