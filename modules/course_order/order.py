@@ -166,7 +166,8 @@ class Order(Workflow, ModelSQL, ModelView):
         cls._discount_steps = list(cls._discount_steps)
         t = cls.__table__()
         cls._sql_constraints += [
-            ('number_unique', Unique(t, t.number),
+            # Each company numbers its orders with its own sequence
+            ('company_number_unique', Unique(t, t.company, t.number),
                 'course_order.msg_order_number_unique'),
             ]
         cls._sql_indexes.update({
@@ -399,7 +400,8 @@ class Order(Workflow, ModelSQL, ModelView):
     @classmethod
     def checkout_discounts(cls, checkout):
         "Run the discount steps of the installed modules in their order"
-        for _, name in sorted(cls._discount_steps):
+        # set: a step registered twice by mistake still runs once
+        for _, name in sorted(set(cls._discount_steps)):
             getattr(cls, f'checkout_discount_{name}')(checkout)
 
     @classmethod
@@ -422,7 +424,7 @@ class Order(Workflow, ModelSQL, ModelView):
                     amount=order.payable_amount))
         order.pay_deadline = now() + dt.timedelta(
             seconds=config.get_order_timeout())
-        order.number = config.get_order_number()
+        order.number = config.get_order_number(order.company)
         order.save()
         # One create per model, whatever the number of lines
         Line = pool.get('course.order.line')

@@ -101,7 +101,43 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertTrue(second.number.isdigit())
         with self.assertRaises(UserError) as cm:
             Order.write([second], {'number': first.number})
-        self.assertIn("must be unique", cm.exception.message)
+        self.assertIn("must be unique in its company", cm.exception.message)
+
+    @with_transaction()
+    def test_number_sequence_per_company(self):
+        """A company with its own order sequence numbers its orders with it;
+        the others keep the shared one"""
+        pool = Pool()
+        Configuration = pool.get('course.configuration')
+        Sequence = pool.get('ir.sequence')
+        ModelData = pool.get('ir.model.data')
+        cat = self.catalog()
+        company = cat.course_a.company
+        shared = Sequence(ModelData.get_id('course_order', 'sequence_order'))
+        own, = Sequence.create([{
+                    'name': "Orders of the test company",
+                    'sequence_type': ModelData.get_id(
+                        'course_order', 'sequence_type_order'),
+                    'company': company.id,
+                    'prefix': '9',
+                    'padding': 4,
+                    }])
+        config = Configuration(1)
+        self.assertEqual(
+            config.get_multivalue('order_sequence', company=company.id),
+            shared)
+        config.order_sequence = own  # the context's company
+        config.save()
+        other = create_company(name="Other School")
+        config = Configuration(1)
+        self.assertEqual(
+            config.get_multivalue('order_sequence', company=company.id), own)
+        self.assertEqual(
+            config.get_multivalue('order_sequence', company=other.id),
+            shared)
+        order = checkout(cat.student, cat.course_a)
+        self.assertEqual(order.number, '90001')
+        self.assertEqual(order.company, company)
 
     @with_transaction()
     def test_free_activity_paid_at_once(self):
