@@ -13,10 +13,10 @@ class Order(metaclass=PoolMeta):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls._discount_steps.extend([
-                (10, 'coupon_course'),
-                (20, 'coupon_order'),
-                ])
+        # __setup__ runs again on the classes built for later modules
+        for step in [(10, 'coupon_course'), (20, 'coupon_order')]:
+            if step not in cls._discount_steps:
+                cls._discount_steps.append(step)
 
     @classmethod
     def checkout_validate(cls, checkout):
