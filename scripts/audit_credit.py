@@ -2,7 +2,7 @@
 """Audit the credit and wallet ledgers of a course-commerce database.
 
     python3 scripts/audit_credit.py -d <database> [-c <trytond.conf>]
-    python3 scripts/audit_credit.py --url http://<user>:<pw>@<host>:<port>/<db>/
+    python3 scripts/audit_credit.py --url http://<user>:<pw>@<host>:<port>/<db>/rpc/
 
 Checks, through proteus and the classmethod ``course.credit.movement.audit``,
 that every balance recorded on a movement equals the sum of its ledger's
@@ -55,7 +55,7 @@ def main(argv=None):
     target.add_argument('-d', '--database', help="database name (trytond "
         "mode, in this process)")
     target.add_argument('--url', help="XML-RPC URL of a running server, "
-        "with user and password")
+        "with user and password: http://user:pw@host:8000/<db>/rpc/")
     parser.add_argument('-c', '--config', help="trytond configuration file")
     parser.add_argument('-u', '--user', default='admin',
         help="user in trytond mode (default admin)")

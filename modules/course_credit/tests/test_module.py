@@ -8,6 +8,7 @@ from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import create_catalog
 from trytond.modules.course_order.tests.tools import checkout
 from trytond.pool import Pool
+from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
 from trytond.transaction import Transaction
 
@@ -524,6 +525,95 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                     [s for s in statements if not s.startswith('INSERT')]))
         self.assertEqual(len(set(counts[2:])), 1, counts)
 
+    # ---- staff UI -------------------------------------------------------------
+
+    @with_transaction()
+    def test_staff_ui(self):
+        "Party tab, movement lists with a tab per kind and a date, wizard"
+        pool = Pool()
+        Party = pool.get('party.party')
+        Credit = pool.get('course.credit.movement')
+        Wallet = pool.get('course.wallet.movement')
+        Order = pool.get('course.order')
+        ModelData = pool.get('ir.model.data')
+        ActWindow = pool.get('ir.action.act_window')
+        ActWizard = pool.get('ir.action.wizard')
+        Menu = pool.get('ir.ui.menu')
+        cat = self.catalog()
+
+        # The party form: a tab with both balances and both lists
+        form = Party.fields_view_get(view_type='form')
+        page = form['arch'][form['arch'].index('id="credit_wallet"'):]
+        page = page[:page.index('</page>')]
+        for name in ['credit_balance', 'wallet_balance', 'credit_movements',
+                'wallet_movements']:
+            with self.subTest(field=name):
+                self.assertIn(f'name="{name}"', page)
+        fields = Party.fields_get(
+            ['credit_balance', 'wallet_balance', 'credit_movements',
+                'wallet_movements'])
+        self.assertTrue(all(f['readonly'] for f in fields.values()), fields)
+
+        # The movement lists: a tab per kind (and All), date and kind shown
+        # and searchable, so they filter by kind and by date
+        self.grant(cat.student, 50)
+        self.grant(cat.student, -5, kind='adjust')
+        self.topup(cat.student, '30')
+        order = checkout(cat.student, cat.course_a, credit=20)
+        Order.cancel([order])
+        for Model, xml_id in [
+                (Credit, 'act_credit_movement_form'),
+                (Wallet, 'act_wallet_movement_form')]:
+            with self.subTest(model=Model.__name__):
+                action = ActWindow(ModelData.get_id('course_credit', xml_id))
+                self.assertEqual(action.res_model, Model.__name__)
+                domains = [
+                    PYSONDecoder().decode(d.domain) if d.domain else []
+                    for d in action.act_window_domains]
+                kinds = [k for k, _ in Model.kind.selection]
+                self.assertEqual(
+                    domains, [[['kind', '=', k]] for k in kinds] + [[]])
+                for kind in kinds:
+                    self.assertEqual(
+                        {m.kind for m in Model.search(
+                                [['kind', '=', kind]])} - {kind}, set())
+                tree = Model.fields_view_get(view_type='tree')
+                for name in ['date', 'party', 'kind', 'order', 'note',
+                        Model._amount_field, 'balance']:
+                    self.assertIn(f'name="{name}"', tree['arch'])
+                info = Model.fields_get(['date', 'kind'])
+                self.assertTrue(info['date']['searchable'])
+                self.assertTrue(info['kind']['searchable'])
+                everything = Model.search([])
+                self.assertTrue(everything)
+                now = max(m.date for m in everything)
+                self.assertEqual(
+                    Model.search([('date', '<=', now)]), everything)
+                self.assertEqual(
+                    Model.search([('date', '>', now)]), [])
+        self.assertEqual(
+            [(m.kind, m.points) for m in Credit.search(
+                    [('kind', 'in', ['spend', 'refund'])],
+                    order=[('id', 'ASC')])],
+            [('spend', -20), ('refund', 20)])
+
+        # The adjustment wizard belongs to Course Administration
+        admin = ModelData.get_id('course', 'group_course_admin')
+        wizard = ActWizard(ModelData.get_id('course_credit', 'wizard_adjust'))
+        self.assertEqual([g.id for g in wizard.groups], [admin])
+        menu = Menu(ModelData.get_id('course_credit', 'menu_adjust'))
+        self.assertEqual([g.id for g in menu.groups], [admin])
+        menus = Menu.search([('parent', '=',
+                    ModelData.get_id('course_credit', 'menu_credit'))])
+        self.assertEqual(
+            {(m.action.__name__, m.action.id) for m in menus}, {
+                ('ir.action.act_window', ModelData.get_id(
+                        'course_credit', 'act_credit_movement_form')),
+                ('ir.action.act_window', ModelData.get_id(
+                        'course_credit', 'act_wallet_movement_form')),
+                ('ir.action.wizard', wizard.id),
+                })
+
     # ---- adjustment wizard --------------------------------------------------
 
     @with_transaction()
@@ -549,6 +639,11 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
             adjust.start.reason = "Goodwill"
             self.assertEqual(adjust.transition_adjust_(), 'end')
         self.assertEqual(self.balances(cat.student), (100, Decimal('30.00')))
+        Credit = pool.get('course.credit.movement')
+        expired, = Credit.search([('kind', '=', 'expire')])
+        self.assertEqual(
+            (expired.points, expired.note, expired.user.id),
+            (-20, "Goodwill", Transaction().user))
         adjust.start.reason = " "
         with self.assertRaises(UserError):
             adjust.transition_adjust_()
@@ -588,13 +683,27 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertIn("movements add up to 500", problems[0])
         self.assertIn("Student", problems[0])
 
+        # The wallet ledger is checked the same way
+        wallet = Wallet.__table__()
+        topup, = Wallet.search([('kind', '=', 'topup')])
+        cursor.execute(*wallet.update(
+                [wallet.amount], [Decimal('1999.99')],
+                where=wallet.id == topup.id))
+        problems = Credit.audit()
+        self.assertEqual(len(problems), 2, problems)
+        self.assertTrue(any(
+                p.startswith("Wallet of") and "add up to 1999.99" in p
+                for p in problems), problems)
+        cursor.execute(*wallet.update(
+                [wallet.amount], [Decimal('2000')],
+                where=wallet.id == topup.id))
+
         # Break an order: a refund movement vanishes, a wallet pay too
         cursor.execute(*table.update(
                 [table.points], [300], where=table.id == movement.id))
         cursor.execute(*table.delete(
                 where=(table.order == cancelled.id)
                 & (table.kind == 'refund')))
-        wallet = Wallet.__table__()
         cursor.execute(*wallet.delete(
                 where=(wallet.order == paid.id) & (wallet.kind == 'refund')))
         problems = Credit.audit()

@@ -1,0 +1,141 @@
+"Credit points with the coupon module installed too (both real modules)"
+import importlib.util
+import unittest
+from decimal import Decimal
+
+from trytond.exceptions import UserError
+from trytond.modules.company.tests import create_company
+from trytond.modules.course.tests.tools import create_catalog
+from trytond.modules.course_order.tests.tools import checkout
+from trytond.pool import Pool
+from trytond.tests.test_tryton import (
+    activate_module, drop_db, with_transaction)
+from trytond.transaction import Transaction
+
+
+class CreditWithCouponTestCase(unittest.TestCase):
+    "A coupon and credit points on the same order"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if importlib.util.find_spec('trytond.modules.course_coupon') is None:
+            raise unittest.SkipTest("course_coupon is not installed")
+        drop_db()
+        activate_module(['course_credit', 'course_coupon'])
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        drop_db()
+
+    def catalog(self):
+        company = create_company()
+        transaction = Transaction()
+        transaction.context = dict(transaction.context, company=company.id)
+        return create_catalog(company)
+
+    def state(self, grant):
+        Grant = Pool().get('course.coupon.grant')
+        return Grant(grant.id).state
+
+    def balance(self, party):
+        Party = Pool().get('party.party')
+        return Party(party.id).credit_balance
+
+    def counts(self):
+        pool = Pool()
+        return {name: pool.get(name).search([], count=True) for name in [
+                'course.order', 'course.credit.movement']}
+
+    @with_transaction()
+    def test_discount_steps_once(self):
+        "Each discount step runs once, whatever the modules' setup order"
+        Order = Pool().get('course.order')
+        steps = Order._discount_steps
+        self.assertEqual(len(steps), len(set(steps)), steps)
+        self.assertEqual(
+            [n for _, n in sorted(steps)],
+            ['coupon_course', 'coupon_order', 'credit'])
+
+    @with_transaction()
+    def test_coupon_and_credit(self):
+        "Refused by default with nothing spent; allowed when combinable"
+        pool = Pool()
+        Configuration = pool.get('course.configuration')
+        Credit = pool.get('course.credit.movement')
+        Order = pool.get('course.order')
+        from trytond.modules.course_coupon.tests.tools import (
+            create_coupon, give)
+        cat = self.catalog()
+        Credit.create([{'party': cat.student.id, 'kind': 'grant',
+                    'points': 300}])
+        grant = give(create_coupon(cat.company, '-30'), cat.student)
+        self.assertFalse(Configuration(1).discounts_combinable)
+
+        before = self.counts()
+        with self.assertRaises(UserError) as cm:
+            checkout(cat.student, cat.course_a, grants=[grant.id],
+                credit=100)
+        self.assertIn(
+            "cannot be used on the same order", cm.exception.message)
+        self.assertEqual(self.counts(), before)
+        self.assertEqual(self.balance(cat.student), 300)
+        self.assertEqual(self.state(grant), 'available')
+        # each alone is fine
+        coupon_only = checkout(cat.student, cat.course_b, grants=[grant.id])
+        self.assertEqual(coupon_only.payable_amount, Decimal('470.00'))
+        Order.cancel([coupon_only])
+        credit_only = checkout(cat.student, cat.course_b, credit=100)
+        self.assertEqual(credit_only.payable_amount, Decimal('490.00'))
+        Order.cancel([credit_only])
+
+        config = Configuration(1)
+        config.discounts_combinable = True
+        config.save()
+        # A 1000: coupon -30 first, then 100 points = 10.00 on what is left
+        order = checkout(
+            cat.student, cat.course_a, grants=[grant.id], credit=100)
+        self.assertEqual(
+            sorted((d.kind, d.amount) for d in order.discounts),
+            [('coupon', Decimal('30.00')), ('credit', Decimal('10.00'))])
+        self.assertEqual(order.payable_amount, Decimal('960.00'))
+        self.assertEqual(
+            sum(l.amount for l in order.lines), order.payable_amount)
+        self.assertEqual(self.state(grant), 'reserved')
+        self.assertEqual(self.balance(cat.student), 200)
+        self.assertEqual(Credit.audit(), [])
+
+        # Cancelling gives back both, and the audit still agrees
+        Order.cancel([order])
+        self.assertEqual(self.state(grant), 'available')
+        self.assertEqual(self.balance(cat.student), 300)
+        self.assertEqual(Credit.audit(), [])
+
+    @with_transaction()
+    def test_credit_capped_after_coupon(self):
+        "The payable term of the credit maximum is what the coupon left"
+        pool = Pool()
+        Configuration = pool.get('course.configuration')
+        Credit = pool.get('course.credit.movement')
+        Course = pool.get('course.course')
+        from trytond.modules.course_coupon.tests.tools import (
+            create_coupon, give)
+        cat = self.catalog()
+        Course.write([cat.course_b], {'price': Decimal('40')})
+        Credit.create([{'party': cat.student.id, 'kind': 'grant',
+                    'points': 300}])
+        grant = give(create_coupon(cat.company, '-30'), cat.student)
+        config = Configuration(1)
+        config.discounts_combinable = True
+        config.save()
+        # B costs 40.00, 10.00 left after the coupon: at most 100 points
+        with self.assertRaises(UserError) as cm:
+            checkout(cat.student, cat.course_b, grants=[grant.id],
+                credit=101)
+        self.assertIn("at most 100 credit points", cm.exception.message)
+        order = checkout(
+            cat.student, cat.course_b, grants=[grant.id], credit=100)
+        self.assertEqual(order.payable_amount, Decimal('0.00'))
+        self.assertEqual(order.state, 'paid')
+        self.assertEqual(self.state(grant), 'used')
