@@ -69,4 +69,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    import os
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bootstrap import ensure_venv
+    ensure_venv()  # re-runs this script with the project's venv
     sys.exit(main())
