@@ -357,6 +357,38 @@ class BrowserTestCase(unittest.TestCase):
             {e.state for e in order.enrollments}, {'ended'})
         self.assertEqual(self.errors, [])
 
+    def test_admin_opens_every_list(self):
+        """admin opens every model of the project's window actions (by
+        URL): each view shows without a JavaScript error"""
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
+        Action = Model.get('ir.action.act_window', config=config)
+        models = sorted({a.res_model for a in Action.find([
+                        ('res_model', 'like', 'course.%'),
+                        ])})
+        self.assertGreaterEqual(len(models), 10, models)
+        self.login('admin')
+        page = self.page
+        tabs = page.locator('#tablist > li')
+        for count, model in enumerate(models, start=1):
+            page.goto(f'{self.demo.url}#{DATABASE}/model/{model}')
+            # The model's tab opens next to the others and becomes active
+            page.wait_for_function(
+                f"document.querySelectorAll('#tablist > li').length "
+                f">= {count}")
+            self.assertEqual(tabs.count(), count, model)
+            tab = self.current_tab()
+            # Every model has demo records: wait for a rendered row (or
+            # the form of a singleton), then for the page to settle
+            self.wait_visible(
+                tab.locator('.treeview tbody tr td:visible, .form').first,
+                f"the view of {model}")
+            page.wait_for_load_state('networkidle')
+            time.sleep(0.3)
+            self.screenshot(model)
+            self.assertEqual(self.errors, [], model)
+
     def test_manager_sees_courses(self):
         "manager opens Courses > Catalog > Courses"
         start = time.monotonic()
