@@ -581,6 +581,27 @@ class Order(Workflow, ModelSQL, ModelView):
         "Refunded: take back what was given; modules add with super()"
         Enrollment = Pool().get('course.enrollment')
         Enrollment.end_now([e for o in orders for e in o.enrollments])
+        cls.shorten_extended(orders)
+
+    @classmethod
+    def shorten_extended(cls, orders):
+        """Take back the time the lines added to enrollments the student
+        already had: the days of the option, or the permanence"""
+        Enrollment = Pool().get('course.enrollment')
+        to_save = []
+        for line in (l for o in orders for l in o.lines):
+            enrollment = line.extended_enrollment
+            if not enrollment:
+                continue
+            days = line.option.days if line.option else 0
+            if days and enrollment.end:
+                enrollment.end -= dt.timedelta(days=days)
+            elif not days and enrollment.end is None:
+                enrollment.end = line.extended_end
+            else:
+                continue  # changed since by staff: left as they set it
+            to_save.append(enrollment)
+        Enrollment.save(to_save)
 
     @classmethod
     def create_enrollments(cls, orders):
@@ -597,13 +618,16 @@ class Order(Workflow, ModelSQL, ModelView):
                     ('state', '=', 'live'),
                     ]):
             live[(enrollment.party, enrollment.course)] = enrollment
-        to_create, to_save = [], []
+        to_create, to_save, extended = [], [], []
         for line in lines:
             days = line.option.days if line.option else 0
             key = (line.order.party, line.course)
             if key in live:
                 enrollment = live[key]
                 if enrollment.end is not None:
+                    line.extended_enrollment = enrollment
+                    line.extended_end = enrollment.end
+                    extended.append(line)
                     enrollment.end = (
                         max(enrollment.end, start) + dt.timedelta(days=days)
                         if days else None)
@@ -617,6 +641,8 @@ class Order(Workflow, ModelSQL, ModelView):
                     start=start,
                     end=start + dt.timedelta(days=days) if days else None))
         Enrollment.save(to_save + to_create)
+        OrderLine = pool.get('course.order.line')
+        OrderLine.save(extended)
 
     # ---- Expiry ----------------------------------------------------------
 
@@ -717,6 +743,17 @@ class OrderLine(ModelSQL, ModelView):
         "up to the order's payable amount.")
     enrollments = fields.One2Many(
         'course.enrollment', 'order_line', "Enrollments", readonly=True)
+    # When the student meanwhile owned the course, the line extended that
+    # enrollment instead: what a refund must take back
+    extended_enrollment = fields.Many2One(
+        'course.enrollment', "Extended Enrollment", readonly=True,
+        ondelete='SET NULL',
+        help="The enrollment the line extended (the student already had "
+        "the course when the order was paid).")
+    extended_end = fields.DateTime(
+        "End before Extension", readonly=True,
+        help="The end of the extended enrollment before the line extended "
+        "it.")
 
     @classmethod
     def __setup__(cls):

@@ -373,6 +373,35 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(checkout(cat.student, cat.course_a).state, 'unpaid')
 
     @with_transaction()
+    def test_refund_takes_back_extension(self):
+        """A course the student got meanwhile is extended on payment; the
+        refund takes the days (or the permanence) back"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Enrollment = pool.get('course.enrollment')
+        cat = self.catalog()
+        month = checkout(cat.student, (cat.course_a, cat.option_a_month))
+        forever = checkout(cat.other_student, cat.course_a)
+        end = utcnow().replace(microsecond=0) + dt.timedelta(days=10)
+        # staff give the course while the orders wait for their payment
+        gift, gift2 = Enrollment.create([{
+                    'party': party.id, 'course': cat.course_a.id,
+                    'source': 'gift', 'end': end,
+                    } for party in [cat.student, cat.other_student]])
+        Order.confirm_payment([month, forever])
+        self.assertEqual(month.enrollments, ())
+        self.assertEqual(gift.end, end + dt.timedelta(days=30))
+        self.assertIsNone(gift2.end)
+        line, = month.lines
+        self.assertEqual(line.extended_enrollment, gift)
+        self.assertEqual(line.extended_end, end)
+
+        Order.refund([month, forever])
+        self.assertEqual(gift.end, end)
+        self.assertEqual(gift2.end, end)
+        self.assertEqual({gift.state, gift2.state}, {'live'})
+
+    @with_transaction()
     def test_confirm_only_manual(self):
         "Staff confirm manual payments only; other methods pay by provider"
         pool = Pool()
