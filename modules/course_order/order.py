@@ -609,7 +609,11 @@ class Order(Workflow, ModelSQL, ModelView):
         student meanwhile owns is extended instead."""
         pool = Pool()
         Enrollment = pool.get('course.enrollment')
-        lines = [l for o in orders for l in o.lines]
+        # A line gives once: fulfil may run again on a paid order
+        lines = [l for o in orders for l in o.lines
+            if not l.enrollments and not l.extended_enrollment]
+        if not lines:
+            return
         start = now()
         live = {}
         for enrollment in Enrollment.search([

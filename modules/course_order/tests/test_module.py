@@ -348,10 +348,13 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(
             {(e.source, e.state, e.order_line.order) for e in
                 order.enrollments}, {('purchase', 'live', order)})
+        end = month.end
         Order.confirm_payment([order])
         Order.pay([order])
+        Order.fulfil([order])  # as a late provider notification would
         self.assertEqual(order.paid_at, paid_at)
         self.assertEqual(len(order.enrollments), 2)
+        self.assertEqual(month.end, end)  # not extended by itself
         with self.assertRaises(UserError):
             Order.cancel([order])
 
@@ -395,6 +398,8 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         line, = month.lines
         self.assertEqual(line.extended_enrollment, gift)
         self.assertEqual(line.extended_end, end)
+        Order.fulfil([month, forever])  # gives once
+        self.assertEqual(gift.end, end + dt.timedelta(days=30))
 
         Order.refund([month, forever])
         self.assertEqual(gift.end, end)
