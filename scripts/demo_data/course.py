@@ -281,6 +281,26 @@ def load_students():
     return students
 
 
+def get_students(emails=None):
+    """{e-mail: party} of the demo students (of emails, default all),
+    for the loaders of the other modules"""
+    Party = Model.get('party.party')
+    emails = sorted(set(emails or [email for _, email in STUDENTS]))
+    students = {}
+    for party in Party.find([
+                ('contact_mechanisms', 'where', [
+                        ('type', '=', 'email'),
+                        ('value', 'in', emails),
+                        ]),
+                ]):
+        for mechanism in party.contact_mechanisms:
+            if mechanism.type == 'email' and mechanism.value in emails:
+                students.setdefault(mechanism.value, party)
+    missing = set(emails) - set(students)
+    if missing:
+        raise LookupError(f"Demo students not found: {sorted(missing)}")
+    return students
+
 def load_enrollments(company, courses, students):
     Enrollment = Model.get('course.enrollment')
     for email, course, source, ago, days in ENROLLMENTS:

@@ -22,8 +22,7 @@ from decimal import Decimal
 from proteus import Model
 from proteus.config import get_config
 
-from .course import COMPANY_NAME
-from .course_credit import get_students
+from .course import COMPANY_NAME, get_students
 
 ZHANG = 'zhang.wei@example.com'
 LI = 'li.na@example.com'

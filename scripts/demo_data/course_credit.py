@@ -24,7 +24,7 @@ from decimal import Decimal
 from proteus import Model
 from proteus.config import get_config
 
-from .course import COMPANY_NAME, STUDENTS
+from .course import COMPANY_NAME, get_students
 
 WELCOME_POINTS = 500
 WELCOME_NOTE = "Demo: welcome points"
@@ -103,23 +103,3 @@ def set_earn_rate():
     if not configuration.credit_earn_rate:
         configuration.credit_earn_rate = EARN_RATE
         configuration.save()
-
-
-def get_students():
-    "{e-mail: party} of the demo students"
-    Party = Model.get('party.party')
-    emails = [email for _, email in STUDENTS]
-    students = {}
-    for party in Party.find([
-                ('contact_mechanisms', 'where', [
-                        ('type', '=', 'email'),
-                        ('value', 'in', emails),
-                        ]),
-                ]):
-        for mechanism in party.contact_mechanisms:
-            if mechanism.type == 'email' and mechanism.value in emails:
-                students.setdefault(mechanism.value, party)
-    missing = set(emails) - set(students)
-    if missing:
-        raise LookupError(f"Demo students not found: {sorted(missing)}")
-    return students

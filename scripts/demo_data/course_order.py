@@ -27,7 +27,7 @@ import datetime as dt
 from proteus import Model
 from proteus.config import get_config
 
-from .course import COMPANY_NAME
+from .course import COMPANY_NAME, get_students
 
 DEMO_ORDER_TIMEOUT = 24 * 60 * 60
 DEFAULT_ORDER_TIMEOUT = 900
@@ -71,7 +71,7 @@ def load():
     company = get_company()
     set_order_timeout()
     cron = get_expire_cron(company)
-    students = get_students()
+    students = get_students({email for email, _, _ in ORDERS})
     courses = get_courses(company)
     for email, items, state in ORDERS:
         party = students[email]
@@ -110,25 +110,6 @@ def get_expire_cron(company):
         cron.save()
     return cron
 
-
-def get_students():
-    "{e-mail: party} of the students of the course demo data"
-    Party = Model.get('party.party')
-    emails = sorted({email for email, _, _ in ORDERS})
-    students = {}
-    for party in Party.find([
-                ('contact_mechanisms', 'where', [
-                        ('type', '=', 'email'),
-                        ('value', 'in', emails),
-                        ]),
-                ]):
-        for mechanism in party.contact_mechanisms:
-            if mechanism.type == 'email' and mechanism.value in emails:
-                students.setdefault(mechanism.value, party)
-    missing = set(emails) - set(students)
-    if missing:
-        raise LookupError(f"Demo students not found: {sorted(missing)}")
-    return students
 
 
 def get_courses(company):
