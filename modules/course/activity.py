@@ -6,7 +6,8 @@ from trytond.i18n import gettext
 from trytond.model import Check, ModelSQL, ModelView, fields
 from trytond.pyson import Eval
 
-from .course import CompanyMixin, check_not_negative, now
+from .course import CompanyMixin, check_not_negative
+from .tools import now
 from .exceptions import CourseValidationError
 from .tools import round_amount
 

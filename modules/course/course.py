@@ -13,7 +13,7 @@ from trytond.rpc import RPC
 from trytond.transaction import Transaction
 
 from .exceptions import CourseValidationError
-from .tools import lock_rows, round_amount
+from .tools import lock_rows, now, round_amount
 
 # What checkout needs to know of a course's price at a given time
 SalePrice = namedtuple(
@@ -49,14 +49,21 @@ class Category(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
 
 
 class CompanyMixin:
-    "A company field defaulting to the user's company"
+    "A company field defaulting to the user's company, and its currency"
     __slots__ = ()
     company = fields.Many2One(
         'company.company', "Company", required=True, ondelete='RESTRICT')
+    currency = fields.Function(
+        fields.Many2One('currency.currency', "Currency"),
+        'on_change_with_currency')
 
     @classmethod
     def default_company(cls):
         return Transaction().context.get('company')
+
+    @fields.depends('company')
+    def on_change_with_currency(self, name=None):
+        return self.company.currency if self.company else None
 
 
 class Course(
@@ -70,9 +77,6 @@ class Course(
     category = fields.Many2One(
         'course.category', "Category", required=True, ondelete='RESTRICT',
         help="Choosing a category sets its direction.")
-    currency = fields.Function(
-        fields.Many2One('currency.currency', "Currency"),
-        'on_change_with_currency')
     price = fields.Numeric(
         "Price", digits='currency', required=True,
         help="The list price of the course when sold without option.")
@@ -117,10 +121,6 @@ class Course(
     @classmethod
     def default_published(cls):
         return False
-
-    @fields.depends('company')
-    def on_change_with_currency(self, name=None):
-        return self.company.currency if self.company else None
 
     @fields.depends('direction', 'category')
     def on_change_direction(self):
@@ -363,7 +363,3 @@ def check_not_negative(records, field_names, messages):
                 raise CourseValidationError(gettext(
                         messages[name], record=record.rec_name))
 
-
-def now():
-    "The current UTC datetime (naive, as Tryton stores datetimes)"
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -1,6 +1,8 @@
-"Money helpers shared by the course modules"
+"Helpers shared by the course modules: money, time, locks, raw updates"
+import datetime as dt
 import logging
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from functools import wraps
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +92,95 @@ def after_commit(func, *args, **kwargs):
     manager.callbacks.append((func, args, kwargs))
 
 
+def now():
+    """The current UTC datetime to the second, naive as Tryton stores it.
+
+    To the second: PostgreSQL stores DateTime fields to the second
+    (rounding), so a validity starting "now" with microseconds could start
+    in the future once stored.
+    """
+    return dt.datetime.now(dt.timezone.utc).replace(
+        tzinfo=None, microsecond=0)
+
+
+def in_max():
+    "How many ids to put in one query on the current backend"
+    from trytond import backend
+    return backend.MAX_QUERY_PARAMS
+
+
+def clear_cache(Model, ids):
+    "Forget the cached values of Model's ids: a raw UPDATE changed them"
+    from trytond.transaction import Transaction
+    transaction = Transaction()
+    transaction.counter += 1
+    for cache in transaction.cache.values():
+        if Model.__name__ in cache:
+            for id_ in ids:
+                cache[Model.__name__].pop(id_, None)
+
+
+def move_state(Model, ids, where, values):
+    """Set values on the rows of ids that still match where(table), by a
+    conditional UPDATE; return the ids it changed.
+
+    The row count decides races: of two transactions moving the same row,
+    the second one waits for the first and then no longer matches.
+    write_date and write_uid are set too; the record caches are cleared.
+    """
+    from trytond.tools import grouped_slice, reduce_ids
+    from trytond.transaction import Transaction
+    transaction = Transaction()
+    cursor = transaction.connection.cursor()
+    table = Model.__table__()
+    columns = [getattr(table, k) for k in values] + [
+        table.write_date, table.write_uid]
+    row = list(values.values()) + [now(), transaction.user]
+    moved = []
+    for sub_ids in grouped_slice(sorted({int(i) for i in ids}), in_max()):
+        condition = reduce_ids(table.id, sub_ids) & where(table)
+        if transaction.database.has_returning():
+            cursor.execute(*table.update(
+                    columns, row, where=condition, returning=[table.id]))
+            moved.extend(i for i, in cursor)
+        else:
+            # SQLite: one writer at a time, the rows cannot move between
+            cursor.execute(*table.select(table.id, where=condition))
+            found = [i for i, in cursor]
+            if found:
+                cursor.execute(*table.update(
+                        columns, row,
+                        where=reduce_ids(table.id, found) & where(table)))
+            moved.extend(found)
+    clear_cache(Model, moved)
+    return moved
+
+
+def guarded(*from_states, error, message, field='state'):
+    """Decorate a classmethod acting on records: lock them, then refuse any
+    whose state is not in from_states, raising error(gettext(message,
+    record=…, state=…)).
+
+    The lock makes two racing callers serial: the second one sees the state
+    the first one left and gets a clear error instead of a second
+    transition.
+    """
+    from trytond.i18n import gettext
+
+    def decorator(func):
+        @wraps(func)
+        def wrapper(cls, records, *args, **kwargs):
+            cls.lock(records)
+            for record in records:
+                if getattr(record, field) not in from_states:
+                    raise error(gettext(
+                            message, record=record.rec_name,
+                            state=getattr(record, f'{field}_string')))
+            return func(cls, records, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
 def lock_rows(Model, records):
     """Lock the rows of records for the transaction and write them.
 
@@ -110,7 +201,7 @@ def lock_rows(Model, records):
     Model.lock(records)
     table = Model.__table__()
     cursor = Transaction().connection.cursor()
-    for ids in grouped_slice(sorted({int(r) for r in records})):
+    for ids in grouped_slice(sorted({int(r) for r in records}), in_max()):
         cursor.execute(*table.update(
                 [table.write_date], [table.write_date],
                 where=reduce_ids(table.id, ids)))

@@ -3,7 +3,7 @@ from trytond.i18n import gettext
 from trytond.modules.course_order.exceptions import CheckoutError
 from trytond.pool import Pool, PoolMeta
 
-from .coupon import now
+from trytond.modules.course.tools import now
 from .exceptions import CouponError
 
 
@@ -11,12 +11,9 @@ class Order(metaclass=PoolMeta):
     __name__ = 'course.order'
 
     @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        # __setup__ runs again on the classes built for later modules
-        for step in [(10, 'coupon_course'), (20, 'coupon_order')]:
-            if step not in cls._discount_steps:
-                cls._discount_steps.append(step)
+    def _get_discount_steps(cls):
+        return super()._get_discount_steps() + [
+            (10, 'coupon_course'), (20, 'coupon_order')]
 
     @classmethod
     def checkout_validate(cls, checkout):
@@ -26,9 +23,10 @@ class Order(metaclass=PoolMeta):
         Grant = pool.get('course.coupon.grant')
         Configuration = pool.get('course.configuration')
         raw = checkout.options.pop('grants', None) or []
-        checkout.coupon_grants = []
-        checkout.coupon_amounts = {}
-        checkout.coupon_stacking = 'single'
+        state = checkout.namespace('course_coupon')
+        state.grants = []
+        state.amounts = {}
+        state.stacking = 'single'
         if raw:
             try:
                 ids = [int(g) for g in (
@@ -65,8 +63,8 @@ class Order(metaclass=PoolMeta):
                 if len(order_wide) > 1:
                     raise CheckoutError(gettext(
                             'course_coupon.msg_checkout_one_order_coupon'))
-            checkout.coupon_grants = grants
-            checkout.coupon_stacking = stacking
+            state.grants = grants
+            state.stacking = stacking
             checkout.families.add('coupon')
         super().checkout_validate(checkout)
 
@@ -86,15 +84,16 @@ class Order(metaclass=PoolMeta):
     def _coupon_apply(cls, checkout, grant, targets, amount):
         discount = checkout.add_discount(
             'coupon', amount, targets, grant.coupon.display, origin=grant)
-        checkout.coupon_amounts[grant] = discount.amount
+        checkout.namespace('course_coupon').amounts[grant] = discount.amount
 
     @classmethod
     def checkout_discount_coupon_course(cls, checkout):
         """Stacking course_and_order: each course coupon on its line(s),
         with its threshold on the line's price; one per line"""
+        state = checkout.namespace('course_coupon')
         grants = [
-            g for g in checkout.coupon_grants
-            if g.coupon.is_course_coupon(checkout.coupon_stacking)]
+            g for g in state.grants
+            if g.coupon.is_course_coupon(state.stacking)]
         taken = {}
         plans = []
         for grant in grants:
@@ -114,9 +113,10 @@ class Order(metaclass=PoolMeta):
     def checkout_discount_coupon_order(cls, checkout):
         """The order-wide coupon (every coupon in single stacking) on the
         eligible lines' remaining subtotal"""
+        state = checkout.namespace('course_coupon')
         grants = [
-            g for g in checkout.coupon_grants
-            if not g.coupon.is_course_coupon(checkout.coupon_stacking)]
+            g for g in state.grants
+            if not g.coupon.is_course_coupon(state.stacking)]
         for grant in grants:
             targets, amount = cls._coupon_plan(
                 checkout, grant, checkout.lines, per_line=False)
@@ -128,11 +128,10 @@ class Order(metaclass=PoolMeta):
         pool = Pool()
         Grant = pool.get('course.coupon.grant')
         super().checkout_reserve(checkout)
-        if checkout.coupon_grants:
+        state = checkout.namespace('course_coupon')
+        if state.grants:
             try:
-                Grant.reserve(
-                    checkout.coupon_grants, checkout.order,
-                    checkout.coupon_amounts)
+                Grant.reserve(state.grants, checkout.order, state.amounts)
             except CouponError as error:
                 raise CheckoutError(error.message) from error
 

@@ -29,8 +29,6 @@ class Order(metaclass=PoolMeta):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        if (30, 'credit') not in cls._discount_steps:
-            cls._discount_steps.append((30, 'credit'))
         if 'wallet' not in dict(cls.pay_method.selection):
             cls.pay_method.selection.append(('wallet', "Wallet"))
 
@@ -50,6 +48,10 @@ class Order(metaclass=PoolMeta):
     # ---- Checkout ---------------------------------------------------------
 
     @classmethod
+    def _get_discount_steps(cls):
+        return super()._get_discount_steps() + [(30, 'credit')]
+
+    @classmethod
     def checkout_validate(cls, checkout):
         points = checkout.options.pop('credit', None) or 0
         if (isinstance(points, bool) or not isinstance(points, int)
@@ -57,8 +59,9 @@ class Order(metaclass=PoolMeta):
             raise CheckoutError(gettext(
                     'course_credit.msg_checkout_credit_invalid',
                     points=points))
-        checkout.credit = points
-        checkout.credit_discount = None
+        state = checkout.namespace('course_credit')
+        state.points = points
+        state.discount = None
         if points:
             checkout.families.add('credit')
         super().checkout_validate(checkout)
@@ -73,7 +76,8 @@ class Order(metaclass=PoolMeta):
         pool = Pool()
         Configuration = pool.get('course.configuration')
         Credit = pool.get('course.credit.movement')
-        points = getattr(checkout, 'credit', 0)
+        state = checkout.namespace('course_credit')
+        points = state.points
         if not points:
             return
         ratio = Configuration(1).get_credit_ratio()
@@ -92,7 +96,7 @@ class Order(metaclass=PoolMeta):
                     points=points, maximum=maximum, balance=balance,
                     cap=cap, payable=by_amount))
         amount = round_amount(order.currency, Decimal(points) / ratio)
-        checkout.credit_discount = checkout.add_discount(
+        state.discount = checkout.add_discount(
             'credit', amount, lines,
             gettext('course_credit.msg_credit_discount', points=points))
 
@@ -102,7 +106,8 @@ class Order(metaclass=PoolMeta):
         pool = Pool()
         Credit = pool.get('course.credit.movement')
         super().checkout_reserve(checkout)
-        points = getattr(checkout, 'credit', 0)
+        state = checkout.namespace('course_credit')
+        points = state.points
         if not points:
             return
         order = checkout.order
@@ -111,7 +116,7 @@ class Order(metaclass=PoolMeta):
             points=-points, order=order,
             note=gettext('course_credit.msg_note_order', order=order.number))
         movement.save()
-        discount = checkout.credit_discount
+        discount = state.discount
         discount.origin = movement
         discount.save()
 

@@ -2,23 +2,19 @@
 import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
-from functools import wraps
+from types import SimpleNamespace
 
 from trytond.i18n import gettext
 from trytond.model import (
     Index, ModelSQL, ModelView, Unique, Workflow, fields)
-from trytond.modules.course.tools import allocate, lock_rows, round_amount
+from trytond.modules.course.tools import (
+    allocate, guarded, lock_rows, move_state, now, round_amount)
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.rpc import RPC
 from trytond.transaction import Transaction
 
 from .exceptions import CheckoutError, OrderStateError
-
-
-def now():
-    "The current UTC datetime (naive, as Tryton stores datetimes)"
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 STATES = [
@@ -31,25 +27,11 @@ STATES = [
     ]
 
 
-def guarded(*from_states):
-    """Lock the orders, then refuse any whose state is not in from_states.
-
-    The lock makes two racing callers serial: the second one sees the state
-    the first one left and gets a clear error instead of a second transition.
-    """
-    def decorator(func):
-        @wraps(func)
-        def wrapper(cls, orders, *args, **kwargs):
-            cls.lock(orders)
-            for order in orders:
-                if order.state not in from_states:
-                    raise OrderStateError(gettext(
-                            'course_order.msg_order_wrong_state',
-                            order=order.rec_name,
-                            state=order.state_string))
-            return func(cls, orders, *args, **kwargs)
-        return wrapper
-    return decorator
+def order_guarded(*from_states):
+    "Lock the orders, then refuse any whose state is not in from_states"
+    return guarded(
+        *from_states, error=OrderStateError,
+        message='course_order.msg_order_wrong_state')
 
 
 class Checkout:
@@ -57,7 +39,9 @@ class Checkout:
 
     Modules read the request (`party`, `items`, `options`) and fill in
     what they own: `order`, `lines`, `discounts`; `remaining` holds what
-    each line still costs after the discounts applied so far.
+    each line still costs after the discounts applied so far.  What a
+    module keeps between its steps goes in its own namespace,
+    `checkout.namespace('<module>')`.
     """
 
     def __init__(self, party, items, pay_method, options):
@@ -72,6 +56,11 @@ class Checkout:
         self.discount_lines = []
         self.families = set()
         self.remaining = {}
+        self._namespaces = {}
+
+    def namespace(self, module):
+        "The attributes a module keeps on this checkout (created empty)"
+        return self._namespaces.setdefault(module, SimpleNamespace())
 
     @property
     def currency(self):
@@ -156,14 +145,9 @@ class Order(Workflow, ModelSQL, ModelView):
         fields.DateTime("Date"), 'get_order_date',
         searcher='search_order_date')
 
-    # The discount steps, in the order they apply: (sequence, name) with a
-    # classmethod `checkout_discount_<name>(checkout)` per step.
-    _discount_steps = []
-
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls._discount_steps = list(cls._discount_steps)
         t = cls.__table__()
         cls._sql_constraints += [
             # Each company numbers its orders with its own sequence
@@ -249,12 +233,13 @@ class Order(Workflow, ModelSQL, ModelView):
     # ---- Checkout -------------------------------------------------------
 
     @classmethod
-    def checkout(cls, party, items, pay_method='manual', **options):
+    def checkout(cls, party, items, pay_method='manual', options=None):
         """Create an order for the party from items and return it.
 
         items: a list of {'course': id, 'option': id or None}.
-        options: what the installed modules understand (e.g. grants,
-        credit); an option no module understands is refused.
+        options: a dict of what the installed modules understand (e.g.
+        grants, credit); an option no module understands is refused.
+        Positional (Tryton RPC passes positional arguments only).
 
         Everything happens in the current transaction; a refusal raises a
         CheckoutError and the caller's rollback leaves nothing behind.
@@ -265,7 +250,7 @@ class Order(Workflow, ModelSQL, ModelView):
         # Lock first: the steps before the lock would run twice otherwise,
         # and two checkouts of one student must not both pass the checks.
         lock_rows(Party, [party])
-        checkout = Checkout(party, list(items), pay_method, options)
+        checkout = Checkout(party, list(items), pay_method, options or {})
         cls.checkout_validate(checkout)
         cls.checkout_order(checkout)
         cls.checkout_lines(checkout)
@@ -398,10 +383,16 @@ class Order(Workflow, ModelSQL, ModelView):
                     order=line.order.rec_name))
 
     @classmethod
+    def _get_discount_steps(cls):
+        """Return the discount steps as [(sequence, name)], each run as
+        `checkout_discount_<name>(checkout)` in sequence order; modules add
+        theirs with super()"""
+        return []
+
+    @classmethod
     def checkout_discounts(cls, checkout):
         "Run the discount steps of the installed modules in their order"
-        # set: a step registered twice by mistake still runs once
-        for _, name in sorted(set(cls._discount_steps)):
+        for _, name in sorted(cls._get_discount_steps()):
             getattr(cls, f'checkout_discount_{name}')(checkout)
 
     @classmethod
@@ -488,7 +479,7 @@ class Order(Workflow, ModelSQL, ModelView):
 
     @classmethod
     @ModelView.button
-    @guarded('unpaid')
+    @order_guarded('unpaid')
     @Workflow.transition('cancelled')
     def cancel(cls, orders):
         cls.write(orders, {'cancelled_at': now()})
@@ -497,7 +488,7 @@ class Order(Workflow, ModelSQL, ModelView):
 
     @classmethod
     @ModelView.button
-    @guarded('unpaid', 'paid')
+    @order_guarded('unpaid', 'paid')
     def confirm_payment(cls, orders):
         """Staff confirm that a manual payment was received; the orders of
         the other methods are paid by their provider, never by hand"""
@@ -539,7 +530,7 @@ class Order(Workflow, ModelSQL, ModelView):
 
     @classmethod
     @ModelView.button
-    @guarded('paid')
+    @order_guarded('paid')
     def refund(cls, orders):
         "Staff refund paid orders: the payment method gives the money back"
         cls._refunding(orders)
@@ -553,7 +544,7 @@ class Order(Workflow, ModelSQL, ModelView):
         pass
 
     @classmethod
-    @guarded('refunding', 'refunded')
+    @order_guarded('refunding', 'refunded')
     def refunded(cls, orders):
         "The money went back (called by the payment method); idempotent"
         cls._refunded([o for o in orders if o.state == 'refunding'])
@@ -687,34 +678,16 @@ class Order(Workflow, ModelSQL, ModelView):
         "Move the still unpaid orders to expired and release them"
         if not orders:
             return []
-        table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        ids = [o.id for o in orders]
-        cursor.execute(*table.update(
-                [table.state, table.cancelled_at, table.write_date],
-                ['expired', now(), now()],
-                where=table.id.in_(ids) & (table.state == 'unpaid')))
-        # Read back which ones moved (RETURNING is not portable enough)
-        cursor.execute(*table.select(
-                table.id,
-                where=table.id.in_(ids) & (table.state == 'expired')))
-        moved = {i for i, in cursor}
-        cls._clear_cache(ids)
+        at = now()
+        moved = move_state(
+            cls, [o.id for o in orders], lambda t: t.state == 'unpaid',
+            {'state': 'expired', 'cancelled_at': at})
         expired = cls.browse(sorted(moved))
         if expired:
             cls.log(expired, 'transition', 'state:expired')
             cls._payment_hook('close', expired)
             cls.release(expired)
         return expired
-
-    @classmethod
-    def _clear_cache(cls, ids):
-        "A raw UPDATE must invalidate the record caches"
-        Transaction().counter += 1
-        for cache in Transaction().cache.values():
-            if cls.__name__ in cache:
-                for id_ in ids:
-                    cache[cls.__name__].pop(id_, None)
 
 
 class OrderLine(ModelSQL, ModelView):

@@ -107,7 +107,7 @@ def load_orders(company, students, coupons):
         try:
             order = Order.checkout(
                 students[email].id, [{'course': course.id}], 'manual',
-                config.context, grants=[grants[0].id])
+                {'grants': [grants[0].id]}, config.context)
         except Exception as error:  # a refusal: leave the demo as it is
             print(f"    skipped the order of {email}: {error}", flush=True)
             continue

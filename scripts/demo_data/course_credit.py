@@ -86,7 +86,7 @@ def load():
         item = {'course': course.id, 'option': option.id if option else None}
         try:
             Order.checkout(
-                party.id, [item], method, config.context, credit=points)
+                party.id, [item], method, {'credit': points}, config.context)
         except Exception as error:  # a refusal: leave the demo as it is
             print(f"    skipped the order of {email}: {error}", flush=True)
 

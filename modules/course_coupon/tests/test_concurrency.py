@@ -111,7 +111,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             Order = Pool().get('course.order')
             order = Order.checkout(
                 data['student'], [{'course': data['courses'][i]}],
-                grants=[grant_id])
+                'manual', {'grants': [grant_id]})
             return order.id
         results = self.in_parallel(2, buy)
         wins = [r for kind, r in results if kind == 'ok']
@@ -203,7 +203,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
                 return 'revoked'
             Order.checkout(
                 data['student'], [{'course': data['courses'][0]}],
-                grants=[grant_id])
+                'manual', {'grants': [grant_id]})
             return 'reserved'
         results = self.in_parallel(2, act)
 

@@ -66,7 +66,7 @@ class CreditConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             Order = Pool().get('course.order')
             order = Order.checkout(
                 data['student'], [{'course': data['courses'][i]}],
-                credit=100)
+                'manual', {'credit': 100})
             return order.id
         results = self.in_parallel(20, buy)
         self.assertWins(results, 3)
@@ -91,7 +91,7 @@ class CreditConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             Order = Pool().get('course.order')
             order = Order.checkout(
                 data['student'], [{'course': data['courses'][i]}],
-                pay_method='wallet')
+                'wallet')
             return order.state
         results = self.in_parallel(20, buy)
         wins = self.assertWins(results, 3)
@@ -138,7 +138,7 @@ class CreditConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             Order = Pool().get('course.order')
             order = Order.checkout(
                 data['student'], [{'course': data['courses'][0]}],
-                credit=100)
+                'manual', {'credit': 100})
             Order.write([order], {'pay_deadline':
                     dt.datetime.now() - dt.timedelta(seconds=1)})
             return order.id

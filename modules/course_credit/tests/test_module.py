@@ -246,8 +246,9 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                 Discount.kind.selection + [('coupon', "Coupon")]), \
                 patch.object(Order, 'checkout_discount_test',
                 classmethod(step), create=True), \
-                patch.object(Order, '_discount_steps',
-                    sorted(Order._discount_steps + [(10, 'test')])):
+                patch.object(Order, '_get_discount_steps', classmethod(
+                        lambda cls, steps=Order._get_discount_steps:
+                        steps() + [(10, 'test')])):
             # B costs 500, 5.00 left after the coupon: at most 50 points
             self.assertRefused(
                 "at most 50 credit points", cat.student, cat.course_b,

@@ -52,7 +52,7 @@ class CreditWithCouponTestCase(unittest.TestCase):
     def test_discount_steps_once(self):
         "Each discount step runs once, whatever the modules' setup order"
         Order = Pool().get('course.order')
-        steps = Order._discount_steps
+        steps = Order._get_discount_steps()
         self.assertEqual(len(steps), len(set(steps)), steps)
         self.assertEqual(
             [n for _, n in sorted(steps)],

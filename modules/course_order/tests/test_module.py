@@ -1,10 +1,11 @@
 import datetime as dt
 from decimal import Decimal
+from unittest.mock import patch
 
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import create_catalog
-from trytond.modules.course_order.order import now as utcnow
+from trytond.modules.course.tools import now as utcnow
 from trytond.modules.course_order.tests.tools import (
     StatementCounter, checkout)
 from trytond.pool import Pool
@@ -58,9 +59,15 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
             targets = [checkout.lines[i] for i in lines] if lines else (
                 checkout.lines)
             checkout.add_discount(None, Decimal(amount), targets, "test")
-        Order.checkout_discount_test = classmethod(step)
-        Order._discount_steps.append((50, 'test'))
-        self.addCleanup(Order._discount_steps.remove, (50, 'test'))
+        steps = Order._get_discount_steps
+        for name, value in [
+                ('checkout_discount_test', classmethod(step)),
+                ('_get_discount_steps', classmethod(
+                        lambda cls: steps() + [(50, 'test')])),
+                ]:
+            patcher = patch.object(Order, name, value, create=True)
+            patcher.start()
+            self.addCleanup(patcher.stop)
 
     @with_transaction()
     def test_checkout_prices(self):

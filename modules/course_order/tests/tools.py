@@ -11,7 +11,7 @@ def checkout(party, *items, pay_method='manual', **options):
     Order = Pool().get('course.order')
     return Order.checkout(party.id, [
             item(*i) if isinstance(i, tuple) else item(i) for i in items],
-        pay_method=pay_method, **options)
+        pay_method, options)
 
 
 class StatementCounter:
