@@ -8,3 +8,7 @@ class CourseValidationError(ValidationError):
 
 class EnrollmentError(UserError):
     pass
+
+
+class InputError(UserError):
+    "A parameter of a call is not what the call accepts"

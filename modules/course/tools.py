@@ -205,3 +205,96 @@ def lock_rows(Model, records):
         cursor.execute(*table.update(
                 [table.write_date], [table.write_date],
                 where=reduce_ids(table.id, ids)))
+
+
+# ---- Input of RPC methods --------------------------------------------------
+# A method exposed in __rpc__ receives whatever JSON or XML-RPC carries:
+# these turn each parameter into what the method needs or raise InputError
+# (a UserError with a translated message naming the parameter).
+
+MAX_ID = 2 ** 31 - 1  # ids are 32-bit integers in the database
+
+
+def _input_error(name, value, kind):
+    from trytond.i18n import gettext
+
+    from .exceptions import InputError
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + '...'
+    return InputError(gettext(
+            'course.msg_input_invalid', name=name, value=text,
+            kind=gettext(f'course.msg_input_kind_{kind}')))
+
+
+def check_int(value, name, minimum=None, maximum=None):
+    """Return value as an int when it is an integer (not a bool, not a
+    float) within [minimum, maximum]; raise InputError otherwise"""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _input_error(name, value, 'integer')
+    if minimum is not None and value < minimum:
+        raise _input_error(name, value, 'integer')
+    if maximum is not None and value > maximum:
+        raise _input_error(name, value, 'integer')
+    return value
+
+
+def check_id(value, name):
+    "Return value as a record id (a positive int); raise InputError"
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            0 < value <= MAX_ID):
+        raise _input_error(name, value, 'id')
+    return value
+
+
+def check_ids(values, name):
+    "Return values (a list or tuple) as a list of record ids"
+    if not isinstance(values, (list, tuple)):
+        raise _input_error(name, values, 'list')
+    return [check_id(v, name) for v in values]
+
+
+def check_record(Model, value, name):
+    """Return the record of Model with id value, which must exist (read
+    without access rules: the caller checks rights); raise InputError"""
+    from trytond.transaction import Transaction, without_check_access
+    id_ = check_id(value, name)
+    with without_check_access(), Transaction().set_context(
+            active_test=False):
+        if not Model.search([('id', '=', id_)], count=True):
+            raise _input_error(name, value, 'id')
+    return Model(id_)
+
+
+def check_text(value, name, max_length=200):
+    "Return value as a str of at most max_length characters"
+    if not isinstance(value, str) or len(value) > max_length:
+        raise _input_error(name, value, 'text')
+    return value
+
+
+def check_dict(value, name):
+    "Return value as a dict (None is an empty one)"
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _input_error(name, value, 'dict')
+    return value
+
+
+def check_amount(value, name, currency, minimum=0):
+    """Return value as a Decimal amount of currency (at most its digits,
+    finite, not below minimum); int, str and Decimal are accepted"""
+    from decimal import InvalidOperation
+    if isinstance(value, bool) or not isinstance(
+            value, (int, str, Decimal)):
+        raise _input_error(name, value, 'amount')
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise _input_error(name, value, 'amount')
+    if (not amount.is_finite() or amount != currency.round(amount)
+            or (minimum is not None and amount < minimum)
+            or abs(amount) >= Decimal(10) ** 12):
+        raise _input_error(name, value, 'amount')
+    return currency.round(amount)

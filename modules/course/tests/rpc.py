@@ -21,7 +21,7 @@ each of the company; their passwords are `<login>-password-1`.
 """
 import base64
 import json
-import unittest
+
 import xmlrpc.client
 from decimal import Decimal
 
@@ -296,4 +296,13 @@ class RPCTestMixin:
         return cm.exception
 
 
-unittest  # the mixin is meant for unittest.TestCase
+
+
+
+# Values that no id, list or dict parameter of an RPC method accepts; use
+# them in table-driven tests (method × value → a UserError, nothing
+# written).
+BAD_IDS = [None, 'abc', '1', -1, 0, 7.9, 10 ** 30, [1], {'id': 1}, True]
+BAD_LISTS = [None, 1, 'abc', {'a': 1}]
+BAD_INTS = [None, 'x', 1.5, -1, 2 ** 40, 10 ** 30, [1], True]
+BAD_AMOUNTS = [None, 'x', 'NaN', 'Infinity', '1e400', 1.5, '-1', [1], '0.001']
