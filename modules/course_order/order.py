@@ -57,6 +57,10 @@ class Checkout:
         self.families = set()
         self.remaining = {}
         self._namespaces = {}
+        # Who asks: a user's call through RPC (access checked) or code
+        transaction = Transaction()
+        self.external = bool(transaction.check_access)
+        self.user = transaction.user
 
     def namespace(self, module):
         "The attributes a module keeps on this checkout (created empty)"
