@@ -12,8 +12,9 @@ from trytond.pyson import Eval, If
 from trytond.rpc import RPC
 from trytond.transaction import Transaction
 
-from .exceptions import CourseValidationError
-from .tools import lock_rows, now, round_amount
+from .exceptions import CourseValidationError, EnrollmentError, InputError
+from .tools import (
+    _input_error, check_id, check_list, lock_rows, now, round_amount)
 
 # What checkout needs to know of a course's price at a given time
 SalePrice = namedtuple(
@@ -159,17 +160,46 @@ class Course(
     @classmethod
     def sale_prices(cls, items):
         """Return the sale price of [(course id, option id or None)] now,
-        as dicts (for RPC: proteus scripts, the storefront)"""
+        as dicts (for RPC: proteus scripts, the storefront)
+
+        The courses are those the caller may read (record rules: the
+        user's companies); anything else is refused with an InputError.
+        """
         pool = Pool()
         Option = pool.get('course.course.option')
+        pairs = [cls._sale_prices_item(i) for i in check_list(items, 'items')]
+        courses = cls._existing(cls, {c for c, _ in pairs}, 'course')
+        options = cls._existing(
+            Option, {o for _, o in pairs if o is not None}, 'option')
         prices = cls.get_sale_prices([
-                (cls(c), Option(o) if o else None) for c, o in items])
+                (courses[c], options[o] if o is not None else None)
+                for c, o in pairs])
         return [{
                 'list_price': p.list_price,
                 'unit_price': p.unit_price,
                 'discount_name': p.discount_name,
                 'activity': p.activity.id if p.activity else None,
                 } for p in prices]
+
+    @staticmethod
+    def _sale_prices_item(item):
+        "Return (course id, option id or None) of an item of sale_prices"
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise InputError(gettext(
+                    'course.msg_sale_prices_item', value=repr(item)[:60]))
+        course, option = item
+        return (check_id(course, 'course'),
+            check_id(option, 'option') if option is not None else None)
+
+    @staticmethod
+    def _existing(Model, ids, name):
+        """Return {id: record} of the records of Model with ids that the
+        caller may read, in one query; refuse any other id"""
+        with Transaction().set_context(active_test=False):
+            records = {r.id: r for r in Model.search([('id', 'in', list(ids))])}
+        for id_ in sorted(ids - records.keys()):
+            raise _input_error(name, id_, 'id')
+        return records
 
     @classmethod
     def get_sale_prices(cls, items, at=None):
@@ -256,32 +286,92 @@ class CourseOption(sequence_ordered(), ModelSQL, ModelView):
 class Enrollment(CompanyMixin, ModelSQL, ModelView):
     "Course Enrollment"
     __name__ = 'course.enrollment'
+    # Every field is the workflow's: paid orders, refunds, the Give Course
+    # wizard and the End Access button write them, never a user's call
     party = fields.Many2One(
         'party.party', "Student", required=True, ondelete='RESTRICT',
+        readonly=True,
         context={'company': Eval('company', -1)}, depends={'company'})
     course = fields.Many2One(
         'course.course', "Course", required=True, ondelete='RESTRICT',
+        readonly=True,
         domain=[('company', '=', Eval('company', -1))])
     source = fields.Selection([
             ('purchase', "Purchase"),
             ('free', "Free"),
             ('gift', "Gift"),
             ('system', "System"),
-            ], "Source", required=True)
-    start = fields.DateTime("Start", required=True)
+            ], "Source", required=True, readonly=True)
+    source_string = source.translated('source')
+    start = fields.DateTime("Start", required=True, readonly=True)
     end = fields.DateTime(
-        "End",
+        "End", readonly=True,
         domain=[If(Eval('end'), ('end', '>=', Eval('start')), ())],
         help="Empty for a permanent enrollment.")
     state = fields.Function(fields.Selection([
                 ('live', "Live"),
                 ('ended', "Ended"),
                 ], "State"), 'get_state', searcher='search_state')
+    gift_reason = fields.Text(
+        "Gift Reason", readonly=True,
+        states={'invisible': Eval('source') != 'gift'})
+    given_by = fields.Many2One(
+        'res.user', "Given by", readonly=True, ondelete='RESTRICT',
+        states={'invisible': Eval('source') != 'gift'},
+        help="The user who gave the course.")
+    ended_by = fields.Many2One(
+        'res.user', "Ended by", readonly=True, ondelete='RESTRICT',
+        states={'invisible': ~Eval('ended_by')},
+        help="The user who ended the access early.")
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
+        cls.company.readonly = True
         cls._order = [('start', 'DESC'), ('id', 'DESC')]
+        cls._buttons.update({
+                'end_access': {
+                    'invisible': Eval('state') != 'live',
+                    'icon': 'tryton-cancel',
+                    'depends': ['state'],
+                    },
+                })
+
+    def get_rec_name(self, name):
+        return f'{self.party.rec_name} - {self.course.rec_name}'
+
+    @classmethod
+    def search_rec_name(cls, name, clause):
+        _, operator, *_ = clause
+        bool_op = 'AND' if operator.startswith('!') or operator.startswith(
+            'not ') else 'OR'
+        return [bool_op,
+            ('party.rec_name',) + tuple(clause[1:]),
+            ('course.rec_name',) + tuple(clause[1:]),
+            ]
+
+    @classmethod
+    def create(cls, vlist):
+        # A user's create is refused here, before the values are validated:
+        # check_modification would come after the validation, which tells
+        # the clients (they send no read-only field) to fill in the student
+        if Transaction().check_access:
+            raise EnrollmentError(gettext(
+                    'course.msg_enrollment_create_external'))
+        return super().create(vlist)
+
+    @classmethod
+    def check_modification(
+            cls, mode, enrollments, values=None, external=False):
+        """Refuse every change from a user's call (RPC), whatever the group:
+        enrollments are given by paid orders and the Give Course wizard,
+        and ended by refunds and the End Access button"""
+        super().check_modification(
+            mode, enrollments, values=values, external=external)
+        if external and enrollments and (mode == 'delete' or values):
+            raise EnrollmentError(gettext(
+                    'course.msg_enrollment_modify_external',
+                    enrollment=enrollments[0].rec_name))
 
     @classmethod
     def default_source(cls):
@@ -348,6 +438,32 @@ class Enrollment(CompanyMixin, ModelSQL, ModelView):
         live = [e for e in enrollments if e.state == 'live']
         if live:
             cls.write(live, {'end': now()})
+
+    @classmethod
+    @ModelView.button
+    def end_access(cls, enrollments):
+        "Staff end the access now (a gift given by mistake, an abuse)"
+        live = [e for e in enrollments if e.state == 'live']
+        if live:
+            cls.write(live, {
+                    'end': now(),
+                    'ended_by': Transaction().user or None,
+                    })
+
+    @classmethod
+    def give(cls, party, course, days, reason):
+        """Give the course to the party for days (0: permanent) because of
+        reason, as a gift of the user of the transaction; return it"""
+        start = now()
+        enrollment, = cls.create([{
+                    'party': party.id, 'course': course.id,
+                    'company': course.company.id, 'source': 'gift',
+                    'start': start,
+                    'end': start + dt.timedelta(days=days) if days else None,
+                    'gift_reason': reason,
+                    'given_by': Transaction().user or None,
+                    }])
+        return enrollment
 
 
 def check_not_negative(records, field_names, messages):

@@ -254,6 +254,13 @@ def check_ids(values, name):
     return [check_id(v, name) for v in values]
 
 
+def check_list(value, name):
+    "Return value (a list or tuple) as a list"
+    if not isinstance(value, (list, tuple)):
+        raise _input_error(name, value, 'list')
+    return list(value)
+
+
 def check_record(Model, value, name):
     """Return the record of Model with id value, which must exist (read
     without access rules: the caller checks rights); raise InputError"""
@@ -298,3 +305,19 @@ def check_amount(value, name, currency, minimum=0):
             or abs(amount) >= Decimal(10) ** 12):
         raise _input_error(name, value, 'amount')
     return currency.round(amount)
+
+
+# ---- Rights of the caller ---------------------------------------------------
+
+def in_group(xml_id):
+    """Is the user of the transaction in the group of xml_id ('module.id')?
+    Root (user 0, code and scheduler) is in every group."""
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    if not Transaction().user:
+        return True
+    pool = Pool()
+    ModelData = pool.get('ir.model.data')
+    User = pool.get('res.user')
+    module, fs_id = xml_id.split('.')
+    return ModelData.get_id(module, fs_id) in User.get_groups()

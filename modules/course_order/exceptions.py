@@ -7,3 +7,11 @@ class CheckoutError(UserError):
 
 class OrderStateError(UserError):
     "An order is not in a state that allows the action"
+
+
+class OrderModificationError(UserError):
+    "A user's call tried to change what only checkout and the workflow do"
+
+
+class AuditError(UserError):
+    "The audit cannot be run by this user"

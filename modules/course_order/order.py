@@ -4,17 +4,23 @@ from collections import defaultdict
 from decimal import Decimal
 from types import SimpleNamespace
 
+from sql import Literal, Null
+from sql.conditionals import Coalesce
+from sql.operators import Exists
+
 from trytond.i18n import gettext
 from trytond.model import (
     Index, ModelSQL, ModelView, Unique, Workflow, fields)
 from trytond.modules.course.tools import (
-    allocate, guarded, lock_rows, move_state, now, round_amount)
+    allocate, check_dict, check_id, check_list, check_record, check_text,
+    guarded, in_group, lock_rows, move_state, now, round_amount)
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.rpc import RPC
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
-from .exceptions import CheckoutError, OrderStateError
+from .exceptions import (
+    AuditError, CheckoutError, OrderModificationError, OrderStateError)
 
 
 STATES = [
@@ -25,6 +31,27 @@ STATES = [
     ('refunding', "Refunding"),
     ('refunded', "Refunded"),
     ]
+
+
+def acting_user():
+    "The user a workflow step records: None for root (code, scheduler)"
+    return Transaction().user or None
+
+
+def field_strings(Model, values):
+    "The labels of the fields of values in the user's language"
+    names = [n for n in values if n in Model._fields]
+    labels = Model.fields_get(names)
+    return ', '.join(sorted(labels[n]['string'] for n in names))
+
+
+def refuse_external(mode, records, values, external, message, order):
+    """Refuse a user's call (RPC) creating, deleting or writing records
+    that only checkout and the order's workflow write; order(record) is the
+    order the message names"""
+    if external and records and (mode != 'write' or values):
+        raise OrderModificationError(gettext(
+                message, order=order(records[0]).rec_name))
 
 
 def order_guarded(*from_states):
@@ -46,6 +73,7 @@ class Checkout:
 
     def __init__(self, party, items, pay_method, options):
         self.party = party
+        # As received; checkout_input checks and normalizes them
         self.items = items
         self.pay_method = pay_method
         self.options = dict(options)
@@ -139,10 +167,20 @@ class Order(Workflow, ModelSQL, ModelView):
     pay_method_string = pay_method.translated('pay_method')
     pay_deadline = fields.DateTime("Payment Deadline", readonly=True)
     paid_at = fields.DateTime("Paid at", readonly=True)
+    paid_by = fields.Many2One(
+        'res.user', "Paid by", readonly=True, ondelete='RESTRICT',
+        help="The user who confirmed the payment (empty when the payment "
+        "provider or the scheduler did).")
     cancelled_at = fields.DateTime(
         "Cancelled at", readonly=True,
         help="When the order was cancelled or expired.")
+    cancelled_by = fields.Many2One(
+        'res.user', "Cancelled by", readonly=True, ondelete='RESTRICT',
+        help="The user who cancelled the order (empty when it expired).")
     refunded_at = fields.DateTime("Refunded at", readonly=True)
+    refunded_by = fields.Many2One(
+        'res.user', "Refunded by", readonly=True, ondelete='RESTRICT',
+        help="The user who asked for the refund.")
     enrollments = fields.One2Many(
         'course.enrollment', 'order', "Enrollments", readonly=True)
     order_date = fields.Function(
@@ -193,6 +231,7 @@ class Order(Workflow, ModelSQL, ModelView):
                 })
         cls.__rpc__.update({
                 'checkout': RPC(readonly=False, result=int),
+                'audit': RPC(readonly=True),
                 })
 
     @classmethod
@@ -224,9 +263,32 @@ class Order(Workflow, ModelSQL, ModelView):
         return [table.create_date]
 
     @classmethod
+    def create(cls, vlist):
+        # A user's create is refused here, before the values are validated:
+        # check_modification would come after the validation, which tells
+        # the clients (they send no read-only field) to fill in the student
+        if Transaction().check_access:
+            raise OrderModificationError(gettext(
+                    'course_order.msg_order_create_external'))
+        return super().create(vlist)
+
+    @classmethod
     def check_modification(cls, mode, orders, values=None, external=False):
+        """Refuse every change from a user's call (RPC), whatever the group:
+        checkout creates orders (see create) and only the workflow changes
+        them"""
         super().check_modification(
             mode, orders, values=values, external=external)
+        if external and orders:
+            if mode == 'delete':
+                raise OrderModificationError(gettext(
+                        'course_order.msg_order_delete_external',
+                        order=orders[0].rec_name))
+            elif values:
+                raise OrderModificationError(gettext(
+                        'course_order.msg_order_write_external',
+                        order=orders[0].rec_name,
+                        fields=field_strings(cls, values)))
         if mode == 'delete':
             for order in orders:
                 if order.state not in {'cancelled', 'expired'}:
@@ -246,23 +308,70 @@ class Order(Workflow, ModelSQL, ModelView):
         Positional (Tryton RPC passes positional arguments only).
 
         Everything happens in the current transaction; a refusal raises a
-        CheckoutError and the caller's rollback leaves nothing behind.
+        CheckoutError (an InputError for a parameter of the wrong type) and
+        the caller's rollback leaves nothing behind.
+
+        Called over RPC it needs create access on orders; the steps then run
+        without access checks (they write what no user may write).  The
+        contract is in doc/reference.rst.
         """
         pool = Pool()
         Party = pool.get('party.party')
-        party = Party(int(party))
-        # Lock first: the steps before the lock would run twice otherwise,
-        # and two checkouts of one student must not both pass the checks.
-        lock_rows(Party, [party])
-        checkout = Checkout(party, list(items), pay_method, options or {})
-        cls.checkout_validate(checkout)
-        cls.checkout_order(checkout)
-        cls.checkout_lines(checkout)
-        cls.checkout_discounts(checkout)
-        cls.checkout_create(checkout)
-        cls.checkout_reserve(checkout)
-        cls.checkout_pay(checkout)
+        ModelAccess = pool.get('ir.model.access')
+        if Transaction().check_access:
+            ModelAccess.check(cls.__name__, 'create')
+        party = check_record(Party, party, 'party')
+        options = check_dict(options, 'options')
+        # Made before the access checks are dropped: it records who calls
+        checkout = Checkout(party, items, pay_method, options)
+        with without_check_access():
+            cls.checkout_input(checkout)
+            # Lock before the checks of the order: two checkouts of one
+            # student must not both pass them.  The lock restarts the call,
+            # so nothing before it may have a side effect.
+            lock_rows(Party, [party])
+            cls.checkout_validate(checkout)
+            cls.checkout_order(checkout)
+            cls.checkout_lines(checkout)
+            cls.checkout_discounts(checkout)
+            cls.checkout_create(checkout)
+            cls.checkout_reserve(checkout)
+            cls.checkout_pay(checkout)
         return checkout.order
+
+    @classmethod
+    def checkout_input(cls, checkout):
+        """Check the types of the request and normalize checkout.items to a
+        list of {'course': id, 'option': id or None} (see _checkout_item)"""
+        items = check_list(checkout.items, 'items')
+        if not items:
+            raise CheckoutError(gettext('course_order.msg_checkout_empty'))
+        checkout.items = [cls._checkout_item(item) for item in items]
+        method = check_text(checkout.pay_method, 'pay_method', max_length=50)
+        if method not in dict(cls.pay_method.selection):
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_unknown_pay_method',
+                    method=method))
+
+    @classmethod
+    def _checkout_item(cls, item):
+        """Return the item as {'course': id, 'option': id or None}; a module
+        that sells through other keys takes them out before super()"""
+        item = check_dict(item, 'items')
+        if 'course' not in item:
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_bad_items'))
+        unknown = item.keys() - {'course', 'option'}
+        if unknown:
+            raise CheckoutError(gettext(
+                    'course_order.msg_checkout_item_unknown_keys',
+                    keys=', '.join(sorted(map(str, unknown)))))
+        option = item.get('option')
+        return {
+            'course': check_id(item['course'], 'course'),
+            'option': check_id(option, 'option') if option is not None
+            else None,
+            }
 
     @classmethod
     def checkout_validate(cls, checkout):
@@ -270,16 +379,10 @@ class Order(Workflow, ModelSQL, ModelView):
         checkout.options before calling super()."""
         pool = Pool()
         Configuration = pool.get('course.configuration')
-        if not checkout.items:
-            raise CheckoutError(gettext('course_order.msg_checkout_empty'))
         if checkout.options:
             raise CheckoutError(gettext(
                     'course_order.msg_checkout_unknown_option',
-                    options=', '.join(sorted(checkout.options))))
-        if checkout.pay_method not in dict(cls.pay_method.selection):
-            raise CheckoutError(gettext(
-                    'course_order.msg_checkout_unknown_pay_method',
-                    method=checkout.pay_method))
+                    options=', '.join(sorted(map(str, checkout.options)))))
         config = Configuration(1)
         if len(checkout.families) > 1 and not config.discounts_combinable:
             raise CheckoutError(gettext(
@@ -486,7 +589,10 @@ class Order(Workflow, ModelSQL, ModelView):
     @order_guarded('unpaid')
     @Workflow.transition('cancelled')
     def cancel(cls, orders):
-        cls.write(orders, {'cancelled_at': now()})
+        cls.write(orders, {
+                'cancelled_at': now(),
+                'cancelled_by': acting_user(),
+                })
         cls._payment_hook('close', orders)
         cls.release(orders)
 
@@ -502,7 +608,9 @@ class Order(Workflow, ModelSQL, ModelView):
                         'course_order.msg_order_confirm_not_manual',
                         order=order.rec_name,
                         method=order.pay_method_string))
-        cls.pay(orders)
+        paid = cls.pay(orders)
+        if paid:
+            cls.write(paid, {'paid_by': acting_user()})
 
     @classmethod
     def pay(cls, orders):
@@ -537,6 +645,7 @@ class Order(Workflow, ModelSQL, ModelView):
     @order_guarded('paid')
     def refund(cls, orders):
         "Staff refund paid orders: the payment method gives the money back"
+        cls.write(orders, {'refunded_by': acting_user()})
         cls._refunding(orders)
         refunded = cls._payment_hook('refund', orders)
         if refunded:
@@ -694,6 +803,137 @@ class Order(Workflow, ModelSQL, ModelView):
         return expired
 
 
+    # ---- Audit -----------------------------------------------------------
+    # Set-based: one query per check whatever the number of orders; the
+    # records are read only for the texts of what is found.
+
+    @classmethod
+    def audit(cls):
+        """Return, as texts, what the orders and enrollments of the user's
+        companies do not explain, then one text per gift for staff to
+        review.
+
+        Over RPC only the group Course Administration may run it, on the
+        user's companies; code (root) audits every company.
+        """
+        User = Pool().get('res.user')
+        companies = None
+        if Transaction().check_access:
+            if not in_group('course.group_course_admin'):
+                raise AuditError(gettext('course_order.msg_audit_access'))
+            companies = list(User.get_companies())
+            if not companies:
+                return []
+        with without_check_access():
+            return cls._audit(companies) + cls._audit_gifts(companies)
+
+    @classmethod
+    def _audit(cls, companies):
+        """Return the problems found in companies (ids, None for all) as
+        texts; modules add their checks with super()"""
+        return cls._audit_enrollments(companies) + cls._audit_lines(companies)
+
+    @staticmethod
+    def _audit_company(table, companies):
+        "The SQL condition keeping the rows of table in companies"
+        if companies is None:
+            return Literal(True)
+        return table.company.in_(companies)
+
+    @classmethod
+    def _audit_enrollments(cls, companies):
+        """Enrollments that neither a paid order line nor a gift explains,
+        live enrollments of refunded orders, gifts without reason or
+        giver"""
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        Line = pool.get('course.order.line')
+        enrollment = Enrollment.__table__()
+        line = Line.__table__()
+        order = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        gift = enrollment.source == 'gift'
+        checks = [
+            ('course_order.msg_audit_enrollment_unexplained',
+                ~gift & ((enrollment.order_line == Null)
+                    | ~order.state.in_(['paid', 'refunding', 'refunded']))),
+            ('course_order.msg_audit_enrollment_refunded_live',
+                (order.state == 'refunded')
+                & ((enrollment.end == Null) | (enrollment.end > now()))),
+            ('course_order.msg_audit_gift_incomplete',
+                gift & ((enrollment.given_by == Null)
+                    | (Coalesce(enrollment.gift_reason, '') == ''))),
+            ]
+        found = []
+        for message, condition in checks:
+            cursor.execute(*enrollment.join(line, 'LEFT',
+                    condition=enrollment.order_line == line.id
+                    ).join(order, 'LEFT', condition=line.order == order.id
+                    ).select(enrollment.id,
+                    where=condition
+                    & cls._audit_company(enrollment, companies),
+                    order_by=[enrollment.id.asc]))
+            found.extend((message, i) for i, in cursor)
+        enrollments = Enrollment.browse([i for _, i in found])
+        lang = Pool().get('ir.lang').get()
+        return [gettext(message,
+                student=e.party.rec_name, course=e.course.rec_name,
+                source=e.source_string, start=lang.strftime(e.start.date()),
+                order=e.order_line.order.rec_name if e.order_line else '')
+            for (message, _), e in zip(found, enrollments)]
+
+    @classmethod
+    def _audit_lines(cls, companies):
+        "Course lines of paid (or refunded) orders that gave nothing"
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        Line = pool.get('course.order.line')
+        enrollment = Enrollment.__table__()
+        line = Line.__table__()
+        order = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*line.join(order, condition=line.order == order.id
+                ).select(line.id,
+                where=order.state.in_(['paid', 'refunding', 'refunded'])
+                & (line.course != Null)
+                & (line.extended_enrollment == Null)
+                & ~Exists(enrollment.select(enrollment.id,
+                        where=enrollment.order_line == line.id))
+                & cls._audit_company(order, companies),
+                order_by=[line.id.asc]))
+        return [gettext('course_order.msg_audit_line_gave_nothing',
+                order=l.order.rec_name, state=l.order.state_string,
+                course=l.course.rec_name)
+            for l in Line.browse([i for i, in cursor])]
+
+    @classmethod
+    def _audit_gifts(cls, companies):
+        "One text per gift, oldest first: who gave what to whom, and why"
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        lang = pool.get('ir.lang').get()
+        domain = [('source', '=', 'gift')]
+        if companies is not None:
+            domain.append(('company', 'in', companies))
+        texts = []
+        for gift in Enrollment.search(
+                domain, order=[('start', 'ASC'), ('id', 'ASC')]):
+            if gift.end:
+                validity = gettext('course_order.msg_audit_gift_until',
+                    end=lang.strftime(gift.end.date()))
+            else:
+                validity = gettext('course_order.msg_audit_gift_permanent')
+            texts.append(gettext('course_order.msg_audit_gift',
+                    giver=(gift.given_by.rec_name if gift.given_by
+                        else gettext('course_order.msg_audit_unknown')),
+                    course=gift.course.rec_name,
+                    student=gift.party.rec_name,
+                    start=lang.strftime(gift.start.date()),
+                    validity=validity,
+                    reason=gift.gift_reason or ''))
+        return texts
+
+
 class OrderLine(ModelSQL, ModelView):
     "Course Order Line"
     __name__ = 'course.order.line'
@@ -741,6 +981,13 @@ class OrderLine(ModelSQL, ModelView):
         super().__setup__()
         cls.__access__.add('order')
 
+    @classmethod
+    def check_modification(cls, mode, lines, values=None, external=False):
+        super().check_modification(
+            mode, lines, values=values, external=external)
+        refuse_external(mode, lines, values, external,
+            'course_order.msg_order_line_external', lambda l: l.order)
+
     @fields.depends('order', '_parent_order.currency')
     def on_change_with_currency(self, name=None):
         return self.order.currency if self.order else None
@@ -774,6 +1021,14 @@ class OrderDiscount(ModelSQL, ModelView):
         super().__setup__()
         cls.__access__.add('order')
         cls._order = [('sequence', 'ASC'), ('id', 'ASC')]
+
+    @classmethod
+    def check_modification(
+            cls, mode, discounts, values=None, external=False):
+        super().check_modification(
+            mode, discounts, values=values, external=external)
+        refuse_external(mode, discounts, values, external,
+            'course_order.msg_order_discount_external', lambda d: d.order)
 
     @classmethod
     def _get_origin(cls):

@@ -241,12 +241,23 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
 
     @with_transaction()
     def test_refuse_bad_items(self):
-        "Items without a course are refused"
+        "Items without a course, with unknown keys or bad ids are refused"
         cat = self.catalog()
-        for items in [[{'option': cat.option_a_month.id}],
-                [{'course': 'abc'}], [None]]:
-            self.assertRawCheckoutRefused(
-                "needs a course", cat.student, items)
+        course = cat.course_a.id
+        for items, text in [
+                ([{'option': cat.option_a_month.id}], "needs a course"),
+                ([None], "needs a course"),
+                ([{'course': 'abc'}], "of \"course\" is not valid"),
+                ([{'course': 7.9}], "of \"course\" is not valid"),
+                ([{'course': course, 'option': 0}],
+                    "of \"option\" is not valid"),
+                ([{'course': course, 'opton': 1}],
+                    "Unknown keys in an item to check out: opton"),
+                ([course], "of \"items\" is not valid"),
+                (course, "of \"items\" is not valid"),
+                ]:
+            with self.subTest(items=items):
+                self.assertRawCheckoutRefused(text, cat.student, items)
 
     @with_transaction()
     def test_refuse_unpublished(self):
