@@ -644,5 +644,104 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
             counts.append(counter.count)
         self.assertEqual(counts[0], counts[1], counts)
 
+    @with_transaction()
+    def test_workflow_by_root_records_nobody(self):
+        "The workflow run by code (root) or the scheduler records no user"
+        Order = Pool().get('course.order')
+        cat = self.catalog()
+        paid = checkout(cat.student, cat.course_a)
+        cancelled = checkout(cat.student, cat.course_b)
+        Order.confirm_payment([paid])
+        Order.cancel([cancelled])
+        Order.refund([paid])
+        self.assertEqual(
+            (paid.paid_by, paid.refunded_by, cancelled.cancelled_by),
+            (None, None, None))
+
+    @with_transaction()
+    def test_external_delete_refused(self):
+        """A user's delete is refused even when an access record would
+        allow it; code still deletes closed orders"""
+        Order = Pool().get('course.order')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a)
+        Order.cancel([order])
+        with self.assertRaises(UserError) as cm:
+            Order.check_modification('delete', [order], external=True)
+        self.assertIn("orders are kept", cm.exception.message)
+        Order.check_modification('delete', [order])
+
+    def gift(self, party, course, reason="Contest winner", user=None):
+        "A gift made by code, as the wizard would for user"
+        Enrollment = Pool().get('course.enrollment')
+        with Transaction().set_user(user or 0):
+            return Enrollment.give(party, course, 0, reason)
+
+    @with_transaction()
+    def test_audit_healthy(self):
+        """Orders in every state and a gift with its reason and giver: the
+        audit lists the gift and finds nothing else"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        User = pool.get('res.user')
+        cat = self.catalog()
+        admin, = User.search([('login', '=', 'admin')])
+        self.activity(cat.course_c, 'free')
+        checkout(cat.student, cat.course_c)  # free: paid at once
+        paid = checkout(cat.student, cat.course_a)
+        Order.confirm_payment([paid])
+        refunded = checkout(cat.other_student, cat.course_a)
+        Order.confirm_payment([refunded])
+        Order.refund([refunded])
+        Order.cancel([checkout(cat.other_student, cat.course_b)])
+        checkout(cat.other_student, cat.course_b)  # unpaid
+        self.gift(cat.student, cat.course_b, user=admin.id)
+        self.assertEqual(Order.audit(), [
+                'Gift: Administrator gave "B" to "Student" on '
+                f'{utcnow().strftime("%m/%d/%Y")} (permanent), because: '
+                'Contest winner'])
+
+    @with_transaction()
+    def test_audit_problems(self):
+        """The audit names enrollments nothing explains, gifts without
+        reason or giver, live enrollments of refunded orders and paid
+        lines that gave nothing"""
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        # made by code around the workflow: no user can do it any more
+        Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_c.id,
+                    'source': 'purchase'}])
+        unpaid = checkout(cat.other_student, cat.course_c)
+        Enrollment.create([{
+                    'party': cat.other_student.id,
+                    'course': cat.course_c.id, 'source': 'purchase',
+                    'order_line': unpaid.lines[0].id}])
+        self.gift(cat.student, cat.course_b, reason="")
+        refunded = checkout(cat.other_student, cat.course_a)
+        Order.confirm_payment([refunded])
+        Order.refund([refunded])
+        Enrollment.write(list(refunded.enrollments), {'end': None})
+        paid = checkout(cat.student, cat.course_a)
+        Order.confirm_payment([paid])
+        Enrollment.delete(list(paid.enrollments))
+        texts = Order.audit()
+        for text in [
+                'The enrollment of "Student" in "C" (Purchase, ',
+                'The enrollment of "Other" in "C" (Purchase, ',
+                f'still live although its order "{refunded.number}" was '
+                'refunded',
+                'The gift of "B" to "Student" (',
+                f'Order "{paid.number}" is Paid but its line for "A" gave '
+                'no enrollment',
+                'Gift: an unknown user gave "B" to "Student"',
+                ]:
+            with self.subTest(text=text):
+                self.assertEqual(
+                    len([t for t in texts if text in t]), 1, texts)
+        self.assertEqual(len(texts), 6, texts)
+
 
 del ModuleTestCase

@@ -368,24 +368,6 @@ class CourseOrderRPCTestCase(RPCTestMixin, unittest.TestCase):
                         client.model, 'course.order', 'checkout', *args)
         self.assertEqual(self.counts(), before)
 
-    def test_sale_prices_bad_input(self):
-        "Bad items of sale_prices are UserErrors; good ones are priced"
-        course = self.cat['course_a']
-        client = self.login('sales')
-        self.assertEqual(
-            [p['unit_price'] for p in client.model(
-                    'course.course', 'sale_prices', [[course, None],
-                        [course, self.cat['option_a_month']]])],
-            [Decimal('1000.00'), Decimal('199.00')])
-        for value in BAD_LISTS + [[[1]], [[course]], [[course, None, 1]],
-                [None], [course], [['abc', None]], [[course, 7.9]],
-                [[999999, None]], [[course, 999999]],
-                [[self.cat['course_b'], self.cat['option_a_month']]]] + [
-                [[v, None]] for v in BAD_IDS if v is not None]:
-            with self.subTest(items=value):
-                self.assertRPCError(
-                    client.model, 'course.course', 'sale_prices', value)
-
     def test_audit_rights(self):
         "Only Course Administration runs the audit"
         for login in ['nobody', 'sales']:
