@@ -196,9 +196,11 @@ class Course(
         """Return {id: record} of the records of Model with ids that the
         caller may read, in one query; refuse any other id"""
         with Transaction().set_context(active_test=False):
-            records = {r.id: r for r in Model.search([('id', 'in', list(ids))])}
-        for id_ in sorted(ids - records.keys()):
-            raise _input_error(name, id_, 'id')
+            records = {
+                r.id: r for r in Model.search([('id', 'in', list(ids))])}
+        missing = ids - records.keys()
+        if missing:
+            raise _input_error(name, min(missing), 'id')
         return records
 
     @classmethod

@@ -296,6 +296,136 @@ class Order(Workflow, ModelSQL, ModelView):
                             'course_order.msg_order_delete',
                             order=order.rec_name))
 
+    # ---- Audit -----------------------------------------------------------
+    # Set-based: one query per check whatever the number of orders; the
+    # records are read only for the texts of what is found.
+
+    @classmethod
+    def audit(cls):
+        """Return, as texts, what the orders and enrollments of the user's
+        companies do not explain, then one text per gift for staff to
+        review.
+
+        Over RPC only the group Course Administration may run it, on the
+        user's companies; code (root) audits every company.
+        """
+        User = Pool().get('res.user')
+        companies = None
+        if Transaction().check_access:
+            if not in_group('course.group_course_admin'):
+                raise AuditError(gettext('course_order.msg_audit_access'))
+            companies = list(User.get_companies())
+            if not companies:
+                return []
+        with without_check_access():
+            return cls._audit(companies) + cls._audit_gifts(companies)
+
+    @classmethod
+    def _audit(cls, companies):
+        """Return the problems found in companies (ids, None for all) as
+        texts; modules add their checks with super()"""
+        return cls._audit_enrollments(companies) + cls._audit_lines(companies)
+
+    @staticmethod
+    def _audit_company(table, companies):
+        "The SQL condition keeping the rows of table in companies"
+        if companies is None:
+            return Literal(True)
+        return table.company.in_(companies)
+
+    @classmethod
+    def _audit_enrollments(cls, companies):
+        """Enrollments that neither a paid order line nor a gift explains,
+        live enrollments of refunded orders, gifts without reason or
+        giver"""
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        Line = pool.get('course.order.line')
+        enrollment = Enrollment.__table__()
+        line = Line.__table__()
+        order = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        gift = enrollment.source == 'gift'
+        checks = [
+            ('course_order.msg_audit_enrollment_unexplained',
+                ~gift & ((enrollment.order_line == Null)
+                    | ~order.state.in_(['paid', 'refunding', 'refunded']))),
+            ('course_order.msg_audit_enrollment_refunded_live',
+                (order.state == 'refunded')
+                & ((enrollment.end == Null) | (enrollment.end > now()))),
+            ('course_order.msg_audit_gift_incomplete',
+                gift & ((enrollment.given_by == Null)
+                    | (Coalesce(enrollment.gift_reason, '') == ''))),
+            ]
+        found = []
+        for message, condition in checks:
+            cursor.execute(*enrollment.join(line, 'LEFT',
+                    condition=enrollment.order_line == line.id
+                    ).join(order, 'LEFT', condition=line.order == order.id
+                    ).select(enrollment.id,
+                    where=condition
+                    & cls._audit_company(enrollment, companies),
+                    order_by=[enrollment.id.asc]))
+            found.extend((message, i) for i, in cursor)
+        enrollments = Enrollment.browse([i for _, i in found])
+        lang = pool.get('ir.lang').get()
+        return [gettext(message,
+                student=e.party.rec_name, course=e.course.rec_name,
+                source=e.source_string, start=lang.strftime(e.start.date()),
+                order=e.order_line.order.rec_name if e.order_line else '')
+            for (message, _), e in zip(found, enrollments)]
+
+    @classmethod
+    def _audit_lines(cls, companies):
+        "Course lines of paid (or refunded) orders that gave nothing"
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        Line = pool.get('course.order.line')
+        enrollment = Enrollment.__table__()
+        line = Line.__table__()
+        order = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*line.join(order, condition=line.order == order.id
+                ).select(line.id,
+                where=order.state.in_(['paid', 'refunding', 'refunded'])
+                & (line.course != Null)
+                & (line.extended_enrollment == Null)
+                & ~Exists(enrollment.select(enrollment.id,
+                        where=enrollment.order_line == line.id))
+                & cls._audit_company(order, companies),
+                order_by=[line.id.asc]))
+        return [gettext('course_order.msg_audit_line_gave_nothing',
+                order=l.order.rec_name, state=l.order.state_string,
+                course=l.course.rec_name)
+            for l in Line.browse([i for i, in cursor])]
+
+    @classmethod
+    def _audit_gifts(cls, companies):
+        "One text per gift, oldest first: who gave what to whom, and why"
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        lang = pool.get('ir.lang').get()
+        domain = [('source', '=', 'gift')]
+        if companies is not None:
+            domain.append(('company', 'in', companies))
+        texts = []
+        for gift in Enrollment.search(
+                domain, order=[('start', 'ASC'), ('id', 'ASC')]):
+            if gift.end:
+                validity = gettext('course_order.msg_audit_gift_until',
+                    end=lang.strftime(gift.end.date()))
+            else:
+                validity = gettext('course_order.msg_audit_gift_permanent')
+            texts.append(gettext('course_order.msg_audit_gift',
+                    giver=(gift.given_by.rec_name if gift.given_by
+                        else gettext('course_order.msg_audit_unknown')),
+                    course=gift.course.rec_name,
+                    student=gift.party.rec_name,
+                    start=lang.strftime(gift.start.date()),
+                    validity=validity,
+                    reason=gift.gift_reason or ''))
+        return texts
+
     # ---- Checkout -------------------------------------------------------
 
     @classmethod
@@ -801,137 +931,6 @@ class Order(Workflow, ModelSQL, ModelView):
             cls._payment_hook('close', expired)
             cls.release(expired)
         return expired
-
-
-    # ---- Audit -----------------------------------------------------------
-    # Set-based: one query per check whatever the number of orders; the
-    # records are read only for the texts of what is found.
-
-    @classmethod
-    def audit(cls):
-        """Return, as texts, what the orders and enrollments of the user's
-        companies do not explain, then one text per gift for staff to
-        review.
-
-        Over RPC only the group Course Administration may run it, on the
-        user's companies; code (root) audits every company.
-        """
-        User = Pool().get('res.user')
-        companies = None
-        if Transaction().check_access:
-            if not in_group('course.group_course_admin'):
-                raise AuditError(gettext('course_order.msg_audit_access'))
-            companies = list(User.get_companies())
-            if not companies:
-                return []
-        with without_check_access():
-            return cls._audit(companies) + cls._audit_gifts(companies)
-
-    @classmethod
-    def _audit(cls, companies):
-        """Return the problems found in companies (ids, None for all) as
-        texts; modules add their checks with super()"""
-        return cls._audit_enrollments(companies) + cls._audit_lines(companies)
-
-    @staticmethod
-    def _audit_company(table, companies):
-        "The SQL condition keeping the rows of table in companies"
-        if companies is None:
-            return Literal(True)
-        return table.company.in_(companies)
-
-    @classmethod
-    def _audit_enrollments(cls, companies):
-        """Enrollments that neither a paid order line nor a gift explains,
-        live enrollments of refunded orders, gifts without reason or
-        giver"""
-        pool = Pool()
-        Enrollment = pool.get('course.enrollment')
-        Line = pool.get('course.order.line')
-        enrollment = Enrollment.__table__()
-        line = Line.__table__()
-        order = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        gift = enrollment.source == 'gift'
-        checks = [
-            ('course_order.msg_audit_enrollment_unexplained',
-                ~gift & ((enrollment.order_line == Null)
-                    | ~order.state.in_(['paid', 'refunding', 'refunded']))),
-            ('course_order.msg_audit_enrollment_refunded_live',
-                (order.state == 'refunded')
-                & ((enrollment.end == Null) | (enrollment.end > now()))),
-            ('course_order.msg_audit_gift_incomplete',
-                gift & ((enrollment.given_by == Null)
-                    | (Coalesce(enrollment.gift_reason, '') == ''))),
-            ]
-        found = []
-        for message, condition in checks:
-            cursor.execute(*enrollment.join(line, 'LEFT',
-                    condition=enrollment.order_line == line.id
-                    ).join(order, 'LEFT', condition=line.order == order.id
-                    ).select(enrollment.id,
-                    where=condition
-                    & cls._audit_company(enrollment, companies),
-                    order_by=[enrollment.id.asc]))
-            found.extend((message, i) for i, in cursor)
-        enrollments = Enrollment.browse([i for _, i in found])
-        lang = Pool().get('ir.lang').get()
-        return [gettext(message,
-                student=e.party.rec_name, course=e.course.rec_name,
-                source=e.source_string, start=lang.strftime(e.start.date()),
-                order=e.order_line.order.rec_name if e.order_line else '')
-            for (message, _), e in zip(found, enrollments)]
-
-    @classmethod
-    def _audit_lines(cls, companies):
-        "Course lines of paid (or refunded) orders that gave nothing"
-        pool = Pool()
-        Enrollment = pool.get('course.enrollment')
-        Line = pool.get('course.order.line')
-        enrollment = Enrollment.__table__()
-        line = Line.__table__()
-        order = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(*line.join(order, condition=line.order == order.id
-                ).select(line.id,
-                where=order.state.in_(['paid', 'refunding', 'refunded'])
-                & (line.course != Null)
-                & (line.extended_enrollment == Null)
-                & ~Exists(enrollment.select(enrollment.id,
-                        where=enrollment.order_line == line.id))
-                & cls._audit_company(order, companies),
-                order_by=[line.id.asc]))
-        return [gettext('course_order.msg_audit_line_gave_nothing',
-                order=l.order.rec_name, state=l.order.state_string,
-                course=l.course.rec_name)
-            for l in Line.browse([i for i, in cursor])]
-
-    @classmethod
-    def _audit_gifts(cls, companies):
-        "One text per gift, oldest first: who gave what to whom, and why"
-        pool = Pool()
-        Enrollment = pool.get('course.enrollment')
-        lang = pool.get('ir.lang').get()
-        domain = [('source', '=', 'gift')]
-        if companies is not None:
-            domain.append(('company', 'in', companies))
-        texts = []
-        for gift in Enrollment.search(
-                domain, order=[('start', 'ASC'), ('id', 'ASC')]):
-            if gift.end:
-                validity = gettext('course_order.msg_audit_gift_until',
-                    end=lang.strftime(gift.end.date()))
-            else:
-                validity = gettext('course_order.msg_audit_gift_permanent')
-            texts.append(gettext('course_order.msg_audit_gift',
-                    giver=(gift.given_by.rec_name if gift.given_by
-                        else gettext('course_order.msg_audit_unknown')),
-                    course=gift.course.rec_name,
-                    student=gift.party.rec_name,
-                    start=lang.strftime(gift.start.date()),
-                    validity=validity,
-                    reason=gift.gift_reason or ''))
-        return texts
 
 
 class OrderLine(ModelSQL, ModelView):

@@ -66,8 +66,8 @@ class CourseOrderRPCTestCase(RPCTestMixin, unittest.TestCase):
             Course = pool.get('course.course')
             Order = pool.get('course.order')
             Party = pool.get('party.party')
-            order = checkout(
-                Party(party_id), *Course.browse([self.cat[c] for c in courses]))
+            order = checkout(Party(party_id),
+                *Course.browse([self.cat[c] for c in courses]))
             if state in {'paid', 'refunded'}:
                 Order.confirm_payment([order])
             if state == 'refunded':
