@@ -6,10 +6,9 @@ from trytond.i18n import gettext
 from trytond.model import Check, ModelSQL, ModelView, fields
 from trytond.pyson import Eval
 
-from .course import CompanyMixin, check_not_negative
-from .tools import now
+from .course import CompanyMixin, NonNegativeMixin
 from .exceptions import CourseValidationError
-from .tools import round_amount
+from .tools import now, round_amount
 
 
 class Activity(CompanyMixin, ModelSQL, ModelView):
@@ -56,9 +55,12 @@ class Activity(CompanyMixin, ModelSQL, ModelView):
         return 'running'
 
 
-class ActivityLine(ModelSQL, ModelView):
+class ActivityLine(NonNegativeMixin, ModelSQL, ModelView):
     "Price Activity Rule"
     __name__ = 'course.activity.line'
+    _not_negative = {
+        'value': 'course.msg_activity_value_positive',
+        }
     activity = fields.Many2One(
         'course.activity', "Activity", required=True, ondelete='CASCADE')
     course = fields.Many2One(
@@ -88,11 +90,6 @@ class ActivityLine(ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls.__access__.add('activity')
-        t = cls.__table__()
-        cls._sql_constraints += [
-            ('value_positive', Check(t, t.value >= 0),
-                'course.msg_activity_value_positive'),
-            ]
 
     @classmethod
     def default_method(cls):
@@ -107,8 +104,6 @@ class ActivityLine(ModelSQL, ModelView):
         super().validate_fields(lines, field_names)
         if field_names & {'method', 'value'}:
             cls.check_percentage(lines)
-        check_not_negative(lines, field_names, {
-                'value': 'course.msg_activity_value_positive'})
 
     @classmethod
     def check_percentage(cls, lines):

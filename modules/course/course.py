@@ -67,11 +67,43 @@ class CompanyMixin:
         return self.company.currency if self.company else None
 
 
+class NonNegativeMixin:
+    """Numeric fields that may not be negative: `_not_negative` maps each
+    to its message id.  An SQL CHECK constraint `<field>_positive` refuses
+    them, and validate_fields too: SQLite cannot add a CHECK constraint to
+    an existing table."""
+    __slots__ = ()
+    _not_negative = {}
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_constraints += [
+            (f'{name}_positive', Check(t, getattr(t, name) >= 0), message)
+            for name, message in cls._not_negative.items()]
+
+    @classmethod
+    def validate_fields(cls, records, field_names):
+        super().validate_fields(records, field_names)
+        for name in field_names & cls._not_negative.keys():
+            for record in records:
+                value = getattr(record, name)
+                if value is not None and value < 0:
+                    raise CourseValidationError(gettext(
+                            cls._not_negative[name],
+                            record=record.rec_name))
+
+
 class Course(
-        CompanyMixin, DeactivableMixin, sequence_ordered(), ModelSQL,
-        ModelView):
+        CompanyMixin, NonNegativeMixin, DeactivableMixin, sequence_ordered(),
+        ModelSQL, ModelView):
     "Course"
     __name__ = 'course.course'
+    _not_negative = {
+        'price': 'course.msg_course_price_positive',
+        'credit': 'course.msg_course_credit_positive',
+        }
     name = fields.Char("Name", required=True, translate=True)
     direction = fields.Many2One(
         'course.direction', "Direction", required=True, ondelete='RESTRICT')
@@ -100,13 +132,6 @@ class Course(
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        t = cls.__table__()
-        cls._sql_constraints += [
-            ('price_positive', Check(t, t.price >= 0),
-                'course.msg_course_price_positive'),
-            ('credit_positive', Check(t, t.credit >= 0),
-                'course.msg_course_credit_positive'),
-            ]
         cls.__rpc__.update({
                 'sale_prices': RPC(),
                 })
@@ -138,10 +163,6 @@ class Course(
         super().validate_fields(courses, field_names)
         if field_names & {'direction', 'category'}:
             cls.check_category_direction(courses)
-        check_not_negative(courses, field_names, {
-                'price': 'course.msg_course_price_positive',
-                'credit': 'course.msg_course_credit_positive',
-                })
 
     @classmethod
     def check_category_direction(cls, courses):
@@ -238,9 +259,14 @@ class Course(
         return prices
 
 
-class CourseOption(sequence_ordered(), ModelSQL, ModelView):
+class CourseOption(
+        NonNegativeMixin, sequence_ordered(), ModelSQL, ModelView):
     "Course Validity Option"
     __name__ = 'course.course.option'
+    _not_negative = {
+        'days': 'course.msg_option_days_positive',
+        'price': 'course.msg_option_price_positive',
+        }
     course = fields.Many2One(
         'course.course', "Course", required=True, ondelete='CASCADE')
     name = fields.Char("Name", required=True, translate=True)
@@ -255,25 +281,10 @@ class CourseOption(sequence_ordered(), ModelSQL, ModelView):
     def __setup__(cls):
         super().__setup__()
         cls.__access__.add('course')
-        t = cls.__table__()
-        cls._sql_constraints += [
-            ('days_positive', Check(t, t.days >= 0),
-                'course.msg_option_days_positive'),
-            ('price_positive', Check(t, t.price >= 0),
-                'course.msg_option_price_positive'),
-            ]
 
     @classmethod
     def default_days(cls):
         return 0
-
-    @classmethod
-    def validate_fields(cls, options, field_names):
-        super().validate_fields(options, field_names)
-        check_not_negative(options, field_names, {
-                'days': 'course.msg_option_days_positive',
-                'price': 'course.msg_option_price_positive',
-                })
 
     @fields.depends('course', '_parent_course.company')
     def on_change_with_currency(self, name=None):
@@ -466,18 +477,4 @@ class Enrollment(CompanyMixin, ModelSQL, ModelView):
                     'given_by': Transaction().user or None,
                     }])
         return enrollment
-
-
-def check_not_negative(records, field_names, messages):
-    """Raise the message of the first field (of messages) that is negative.
-
-    The SQL CHECK constraints say the same on PostgreSQL; SQLite cannot add
-    them to an existing table, so the rule is checked here too.
-    """
-    for name in field_names & messages.keys():
-        for record in records:
-            value = getattr(record, name)
-            if value is not None and value < 0:
-                raise CourseValidationError(gettext(
-                        messages[name], record=record.rec_name))
 

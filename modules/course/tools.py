@@ -216,6 +216,8 @@ MAX_ID = 2 ** 31 - 1  # ids are 32-bit integers in the database
 
 
 def _input_error(name, value, kind):
+    """Return the InputError of a parameter; kind is the message id of
+    what the parameter must be"""
     from trytond.i18n import gettext
 
     from .exceptions import InputError
@@ -224,18 +226,18 @@ def _input_error(name, value, kind):
         text = text[:57] + '...'
     return InputError(gettext(
             'course.msg_input_invalid', name=name, value=text,
-            kind=gettext(f'course.msg_input_kind_{kind}')))
+            kind=gettext(kind)))
 
 
 def check_int(value, name, minimum=None, maximum=None):
     """Return value as an int when it is an integer (not a bool, not a
     float) within [minimum, maximum]; raise InputError otherwise"""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _input_error(name, value, 'integer')
+        raise _input_error(name, value, 'course.msg_input_kind_integer')
     if minimum is not None and value < minimum:
-        raise _input_error(name, value, 'integer')
+        raise _input_error(name, value, 'course.msg_input_kind_integer')
     if maximum is not None and value > maximum:
-        raise _input_error(name, value, 'integer')
+        raise _input_error(name, value, 'course.msg_input_kind_integer')
     return value
 
 
@@ -243,14 +245,14 @@ def check_id(value, name):
     "Return value as a record id (a positive int); raise InputError"
     if isinstance(value, bool) or not isinstance(value, int) or not (
             0 < value <= MAX_ID):
-        raise _input_error(name, value, 'id')
+        raise _input_error(name, value, 'course.msg_input_kind_id')
     return value
 
 
 def check_ids(values, name):
     "Return values (a list or tuple) as a list of record ids"
     if not isinstance(values, (list, tuple)):
-        raise _input_error(name, values, 'list')
+        raise _input_error(name, values, 'course.msg_input_kind_list')
     return [check_id(v, name) for v in values]
 
 
@@ -269,14 +271,14 @@ def check_record(Model, value, name):
     with without_check_access(), Transaction().set_context(
             active_test=False):
         if not Model.search([('id', '=', id_)], count=True):
-            raise _input_error(name, value, 'id')
+            raise _input_error(name, value, 'course.msg_input_kind_id')
     return Model(id_)
 
 
 def check_text(value, name, max_length=200):
     "Return value as a str of at most max_length characters"
     if not isinstance(value, str) or len(value) > max_length:
-        raise _input_error(name, value, 'text')
+        raise _input_error(name, value, 'course.msg_input_kind_text')
     return value
 
 
@@ -285,7 +287,7 @@ def check_dict(value, name):
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _input_error(name, value, 'dict')
+        raise _input_error(name, value, 'course.msg_input_kind_dict')
     return value
 
 
@@ -295,15 +297,15 @@ def check_amount(value, name, currency, minimum=0):
     from decimal import InvalidOperation
     if isinstance(value, bool) or not isinstance(
             value, (int, str, Decimal)):
-        raise _input_error(name, value, 'amount')
+        raise _input_error(name, value, 'course.msg_input_kind_amount')
     try:
         amount = Decimal(value)
     except (InvalidOperation, ValueError):
-        raise _input_error(name, value, 'amount')
+        raise _input_error(name, value, 'course.msg_input_kind_amount')
     if (not amount.is_finite() or amount != currency.round(amount)
             or (minimum is not None and amount < minimum)
             or abs(amount) >= Decimal(10) ** 12):
-        raise _input_error(name, value, 'amount')
+        raise _input_error(name, value, 'course.msg_input_kind_amount')
     return currency.round(amount)
 
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from sql import Literal, Null
 from sql.conditionals import Coalesce
-from sql.operators import Exists
+from sql.operators import Concat, Exists
 
 from trytond.i18n import gettext
 from trytond.model import (
@@ -54,6 +54,12 @@ def refuse_external(mode, records, values, external, message, order):
                 message, order=order(records[0]).rec_name))
 
 
+def model_selection(models):
+    "The selection of a Reference field to models: [(None, ''), (model, name)]"
+    IrModel = Pool().get('ir.model')
+    return [(None, '')] + [(m, IrModel.get_name(m)) for m in models]
+
+
 def order_guarded(*from_states):
     "Lock the orders, then refuse any whose state is not in from_states"
     return guarded(
@@ -79,7 +85,6 @@ class Checkout:
         self.options = dict(options)
         self.order = None
         self.lines = []
-        self.prices = []
         self.discounts = []
         self.discount_lines = []
         self.families = set()
@@ -243,7 +248,7 @@ class Order(Workflow, ModelSQL, ModelView):
         return Transaction().context.get('company')
 
     def get_title(self, name):
-        names = [l.course.rec_name for l in self.lines if l.course]
+        names = [l.product.rec_name for l in self.lines if l.product]
         if len(names) <= 1:
             return names[0] if names else ''
         return gettext(
@@ -471,8 +476,8 @@ class Order(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def checkout_input(cls, checkout):
-        """Check the types of the request and normalize checkout.items to a
-        list of {'course': id, 'option': id or None} (see _checkout_item)"""
+        """Check the types of the request and normalize checkout.items (each
+        item by _checkout_item)"""
         items = check_list(checkout.items, 'items')
         if not items:
             raise CheckoutError(gettext('course_order.msg_checkout_empty'))
@@ -485,12 +490,18 @@ class Order(Workflow, ModelSQL, ModelView):
 
     @classmethod
     def _checkout_item(cls, item):
-        """Return the item as {'course': id, 'option': id or None}; a module
-        that sells through other keys takes them out before super()"""
+        """Return the item checked and normalized by the method of its kind,
+        `_checkout_item_<kind>(item)` (see _get_checkout_item_kinds)"""
         item = check_dict(item, 'items')
-        if 'course' not in item:
+        kind = cls.checkout_item_kind(item)
+        if kind is None:
             raise CheckoutError(gettext(
                     'course_order.msg_checkout_bad_items'))
+        return getattr(cls, f'_checkout_item_{kind}')(item)
+
+    @classmethod
+    def _checkout_item_course(cls, item):
+        "Return a course item as {'course': id, 'option': id or None}"
         unknown = item.keys() - {'course', 'option'}
         if unknown:
             raise CheckoutError(gettext(
@@ -531,27 +542,70 @@ class Order(Workflow, ModelSQL, ModelView):
             state='unpaid', pay_method=checkout.pay_method)
 
     @classmethod
+    def _get_checkout_item_kinds(cls):
+        """Return the kinds of item a checkout sells, as [kind]; modules
+        add theirs with super().
+
+        An item holds exactly one kind as a key (``{'course': id, ...}``,
+        ``{'program': id}``); the items of a kind are checked and priced
+        together by ``checkout_items_<kind>(checkout, items)``, and each
+        becomes a line through ``_get_checkout_line``.
+        """
+        return ['course']
+
+    @classmethod
+    def checkout_item_kind(cls, item):
+        "Return the kind of a checkout item (the one kind it holds) or None"
+        if not isinstance(item, dict):
+            return None
+        kinds = [k for k in cls._get_checkout_item_kinds() if k in item]
+        return kinds[0] if len(kinds) == 1 else None
+
+    @classmethod
     def checkout_lines(cls, checkout):
-        "Price one line per item and refuse what cannot be bought"
+        """Build one line per item in the order of the items, the items of
+        each kind checked and priced at once"""
+        by_kind = defaultdict(list)
+        for index, item in enumerate(checkout.items):
+            kind = cls.checkout_item_kind(item)
+            if kind is None:
+                raise CheckoutError(gettext(
+                        'course_order.msg_checkout_bad_items'))
+            by_kind[kind].append(index)
+        priced = [None] * len(checkout.items)
+        for kind, indexes in by_kind.items():
+            check = getattr(cls, f'checkout_items_{kind}')
+            items = check(checkout, [checkout.items[i] for i in indexes])
+            for index, item_price in zip(indexes, items):
+                priced[index] = item_price
+        for item, price in priced:
+            line = cls._get_checkout_line(checkout, item, price)
+            checkout.lines.append(line)
+            checkout.remaining[line] = line.unit_price
+
+    @classmethod
+    def checkout_items_course(cls, checkout, items):
+        """Check the course items and return each with its records and its
+        sale price: [({'course': course, 'option': option or None, …},
+        SalePrice)]
+
+        Refused: an unknown, unpublished, archived or other company's
+        course, an option of another course, a course twice, a course the
+        student owns or has in an unpaid order.
+        """
         pool = Pool()
         Course = pool.get('course.course')
         Option = pool.get('course.course.option')
-        Line = pool.get('course.order.line')
-        try:
-            wanted = [
-                (int(i['course']), int(i['option']) if i.get('option')
-                    else None) for i in checkout.items]
-        except (KeyError, TypeError, ValueError):
-            raise CheckoutError(gettext(
-                    'course_order.msg_checkout_bad_items'))
         # Every course and option in one query each, inactive ones included
         with Transaction().set_context(active_test=False):
             courses = {c.id: c for c in Course.search(
-                    [('id', 'in', [c for c, _ in wanted])])}
+                    [('id', 'in', [i['course'] for i in items])])}
             options = {o.id: o for o in Option.search(
-                    [('id', 'in', [o for _, o in wanted if o])])}
+                    [('id', 'in', [i['option'] for i in items
+                                if i.get('option')])])}
         pairs = []
-        for course_id, option_id in wanted:
+        for item in items:
+            course_id, option_id = item['course'], item.get('option')
             if course_id not in courses:
                 raise CheckoutError(gettext(
                         'course_order.msg_checkout_course_unknown',
@@ -582,14 +636,27 @@ class Order(Workflow, ModelSQL, ModelView):
         cls.check_not_owned(checkout.party, [c for c, _ in pairs])
         cls.check_not_pending(checkout.party, [c for c, _ in pairs])
         prices = Course.get_sale_prices(pairs)
-        for (course, option), price in zip(pairs, prices):
-            line = Line(
-                course=course, option=option,
-                list_price=price.list_price, unit_price=price.unit_price,
-                discount_name=price.discount_name, activity=price.activity)
-            checkout.lines.append(line)
-            checkout.remaining[line] = price.unit_price
-        checkout.prices = prices
+        return [
+            (dict(item, course=course, option=option), price)
+            for item, (course, option), price in zip(items, pairs, prices)]
+
+    @classmethod
+    def _get_checkout_line(cls, checkout, item, price):
+        """Return the unsaved line of a checked item at its price.
+
+        item is what `checkout_items_<kind>` returned for it (its records
+        instead of ids), price a course.course SalePrice.  Modules selling
+        another kind of item extend it with super() and set the line's
+        product for theirs.
+        """
+        Line = Pool().get('course.order.line')
+        line = Line(
+            list_price=price.list_price, unit_price=price.unit_price,
+            discount_name=price.discount_name, activity=price.activity)
+        if 'course' in item:
+            line.product = line.course = item['course']
+            line.option = item.get('option')
+        return line
 
     @classmethod
     def check_not_owned(cls, party, courses):
@@ -813,74 +880,45 @@ class Order(Workflow, ModelSQL, ModelView):
     @classmethod
     def revoke(cls, orders):
         "Refunded: take back what was given; modules add with super()"
-        Enrollment = Pool().get('course.enrollment')
-        Enrollment.end_now([e for o in orders for e in o.enrollments])
+        cls.end_enrollments(orders)
         cls.shorten_extended(orders)
+
+    @classmethod
+    def create_enrollments(cls, orders):
+        """Save what the paid lines give (OrderLine.get_enrollments): new
+        enrollments, or the student's live ones extended"""
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        Line = pool.get('course.order.line')
+        lines = [l for o in orders for l in o.lines]
+        # What the students own, in one query whatever the lines
+        live = {(e.party, e.course): e for e in Enrollment.search([
+                    ('party', 'in', list({o.party.id for o in orders})),
+                    ('state', '=', 'live'),
+                    ])}
+        start = now()
+        enrollments = [
+            e for l in lines for e in l.get_enrollments(live, start)]
+        Enrollment.save(enrollments)
+        Line.save(lines)  # the extensions they recorded
+
+    @classmethod
+    def end_enrollments(cls, orders):
+        """End now what the lines gave (OrderLine.get_revoked_enrollments),
+        in one write"""
+        Enrollment = Pool().get('course.enrollment')
+        Enrollment.end_now([
+                e for o in orders for l in o.lines
+                for e in l.get_revoked_enrollments()])
 
     @classmethod
     def shorten_extended(cls, orders):
         """Take back the time the lines added to enrollments the student
-        already had: the days of the option, or the permanence"""
+        already had (OrderLine.get_shortened_enrollments)"""
         Enrollment = Pool().get('course.enrollment')
-        to_save = []
-        for line in (l for o in orders for l in o.lines):
-            enrollment = line.extended_enrollment
-            if not enrollment:
-                continue
-            days = line.option.days if line.option else 0
-            if days and enrollment.end:
-                enrollment.end -= dt.timedelta(days=days)
-            elif not days and enrollment.end is None:
-                enrollment.end = line.extended_end
-            else:
-                continue  # changed since by staff: left as they set it
-            to_save.append(enrollment)
-        Enrollment.save(to_save)
-
-    @classmethod
-    def create_enrollments(cls, orders):
-        """Create the enrollments of the paid lines at once; a course the
-        student meanwhile owns is extended instead."""
-        pool = Pool()
-        Enrollment = pool.get('course.enrollment')
-        # A line gives once: fulfil may run again on a paid order
-        lines = [l for o in orders for l in o.lines
-            if not l.enrollments and not l.extended_enrollment]
-        if not lines:
-            return
-        start = now()
-        live = {}
-        for enrollment in Enrollment.search([
-                    ('party', 'in', list({o.party.id for o in orders})),
-                    ('course', 'in', list({l.course.id for l in lines})),
-                    ('state', '=', 'live'),
-                    ]):
-            live[(enrollment.party, enrollment.course)] = enrollment
-        to_create, to_save, extended = [], [], []
-        for line in lines:
-            days = line.option.days if line.option else 0
-            key = (line.order.party, line.course)
-            if key in live:
-                enrollment = live[key]
-                if enrollment.end is not None:
-                    line.extended_enrollment = enrollment
-                    line.extended_end = enrollment.end
-                    extended.append(line)
-                    enrollment.end = (
-                        max(enrollment.end, start) + dt.timedelta(days=days)
-                        if days else None)
-                    to_save.append(enrollment)
-                continue
-            to_create.append(Enrollment(
-                    party=line.order.party, course=line.course,
-                    company=line.order.company, order_line=line,
-                    order=line.order,
-                    source='purchase' if line.amount else 'free',
-                    start=start,
-                    end=start + dt.timedelta(days=days) if days else None))
-        Enrollment.save(to_save + to_create)
-        OrderLine = pool.get('course.order.line')
-        OrderLine.save(extended)
+        Enrollment.save([
+                e for o in orders for l in o.lines
+                for e in l.get_shortened_enrollments()])
 
     # ---- Expiry ----------------------------------------------------------
 
@@ -939,9 +977,13 @@ class OrderLine(ModelSQL, ModelView):
     order = fields.Many2One(
         'course.order', "Order", required=True, ondelete='CASCADE',
         readonly=True)
+    product = fields.Reference(
+        "Product", selection='get_product', required=True, readonly=True,
+        help="What the line sells: a course, or what a module sells.")
     course = fields.Many2One(
-        'course.course', "Course", required=True, ondelete='RESTRICT',
-        readonly=True)
+        'course.course', "Course", ondelete='RESTRICT', readonly=True,
+        help="The course the line sells (its product), empty when it sells "
+        "something else.")
     option = fields.Many2One(
         'course.course.option', "Option", ondelete='RESTRICT', readonly=True)
     activity = fields.Many2One(
@@ -987,12 +1029,112 @@ class OrderLine(ModelSQL, ModelView):
         refuse_external(mode, lines, values, external,
             'course_order.msg_order_line_external', lambda l: l.order)
 
+    @classmethod
+    def __register__(cls, module):
+        cursor = Transaction().connection.cursor()
+        table = cls.__table__()
+
+        super().__register__(module)
+
+        # Migration from 8.0.0: a line sells a product, a course until then
+        cursor.execute(*table.update(
+                [table.product],
+                [Concat('course.course,', table.course)],
+                where=(table.product == Null) & (table.course != Null)))
+
+    @classmethod
+    def _get_product(cls):
+        "Return the models a line may sell; modules add theirs with super()"
+        return ['course.course']
+
+    @classmethod
+    def get_product(cls):
+        return model_selection(cls._get_product())
+
+    @classmethod
+    def preprocess_values(cls, mode, values):
+        values = super().preprocess_values(mode, values)
+        # The course of a course line is its product
+        if values.get('product'):
+            product = values['product']
+            if not isinstance(product, str):
+                product = '%s,%s' % tuple(product)
+            model, id_ = product.split(',')
+            values['course'] = int(id_) if model == 'course.course' else None
+        elif mode == 'create' and values.get('course'):
+            values['product'] = f"course.course,{values['course']}"
+        return values
+
     @fields.depends('order', '_parent_order.currency')
     def on_change_with_currency(self, name=None):
         return self.order.currency if self.order else None
 
     def get_rec_name(self, name):
-        return f'{self.order.rec_name} - {self.course.rec_name}'
+        return f'{self.order.rec_name} - {self.product.rec_name}'
+
+    # ---- What a paid line gives, what a refund takes back -----------------
+
+    def get_enrollments(self, live, start):
+        """Return the enrollments the paid line gives, unsaved: new ones, or
+        the student's live ones extended (the line records what a refund
+        must take back; save the line too).
+
+        live: the live enrollments of the order's student by (party,
+        course); start: when the new enrollments start.  A line gives once:
+        nothing when it already gave.  Modules selling something else
+        extend it with super().
+        """
+        enrollment = self._get_enrollment(live, start)
+        return [enrollment] if enrollment else []
+
+    def _get_enrollment(self, live, start):
+        """The enrollment in the line's course: new, or the live one
+        extended by the option's days (made permanent without days); None
+        for a line without course, already given, or a course the student
+        owns for ever"""
+        Enrollment = Pool().get('course.enrollment')
+        if not self.course or self.enrollments or self.extended_enrollment:
+            return None
+        party, company = self.order.party, self.order.company
+        days = self.option.days if self.option else 0
+        enrollment = live.get((party, self.course))
+        if enrollment:
+            if enrollment.end is None:
+                return None
+            self.extended_enrollment = enrollment
+            self.extended_end = enrollment.end
+            enrollment.end = (
+                max(enrollment.end, start) + dt.timedelta(days=days)
+                if days else None)
+            return enrollment
+        return Enrollment(
+            party=party, course=self.course, company=company,
+            order_line=self, order=self.order,
+            source='purchase' if self.amount else 'free',
+            start=start,
+            end=start + dt.timedelta(days=days) if days else None)
+
+    def get_revoked_enrollments(self):
+        """Return the enrollments a refund of the line ends now (those
+        still live): the ones it gave; modules extend it with super()"""
+        return list(self.enrollments)
+
+    def get_shortened_enrollments(self):
+        """Return the enrollments a refund of the line gives their former
+        end back, unsaved: the one it extended, by the option's days (or
+        the end it had before the line made it permanent).  Left alone if
+        staff changed it since in a way that no longer matches."""
+        enrollment = self.extended_enrollment
+        if not enrollment:
+            return []
+        days = self.option.days if self.option else 0
+        if days and enrollment.end:
+            enrollment.end -= dt.timedelta(days=days)
+        elif not days and enrollment.end is None:
+            enrollment.end = self.extended_end
+        else:
+            return []
+        return [enrollment]
 
 
 class OrderDiscount(ModelSQL, ModelView):
@@ -1036,10 +1178,7 @@ class OrderDiscount(ModelSQL, ModelView):
 
     @classmethod
     def get_origin(cls):
-        IrModel = Pool().get('ir.model')
-        models = cls._get_origin()
-        return [(None, '')] + [
-            (m, IrModel.get_name(m)) for m in models]
+        return model_selection(cls._get_origin())
 
     @fields.depends('order', '_parent_order.currency')
     def on_change_with_currency(self, name=None):
@@ -1055,11 +1194,3 @@ class OrderDiscountLine(ModelSQL):
     line = fields.Many2One(
         'course.order.line', "Line", required=True, ondelete='CASCADE')
 
-
-class Enrollment(metaclass=PoolMeta):
-    __name__ = 'course.enrollment'
-    order_line = fields.Many2One(
-        'course.order.line', "Order Line", readonly=True,
-        ondelete='RESTRICT')
-    order = fields.Many2One(
-        'course.order', "Order", readonly=True, ondelete='RESTRICT')

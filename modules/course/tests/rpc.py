@@ -25,7 +25,7 @@ import json
 import xmlrpc.client
 from decimal import Decimal
 
-from .tools import run_transaction
+from .tools import CommittedTestMixin
 
 PASSWORD = '{}-password-1'
 
@@ -243,37 +243,15 @@ def create_users(company_id):
     return result
 
 
-class RPCTestMixin:
+class RPCTestMixin(CommittedTestMixin):
     """A test case whose tests call the server over RPC as the users of
     create_users; setUpClass activates `module` (a name or a list) and
     commits a company and the users.  Works on SQLite and PostgreSQL."""
-    module = None
 
     @classmethod
-    def setUpClass(cls):
-        from trytond.modules.company.tests import create_company
-        from trytond.tests.test_tryton import activate_module
-        super().setUpClass()
-        activate_module(cls.module)
-
-        def setup():
-            company = create_company()
-            return company.id, create_users(company.id)
-        cls.company_id, cls.user_ids = run_transaction(setup)
-
-    @classmethod
-    def tearDownClass(cls):
-        from trytond.tests.test_tryton import drop_db
-        super().tearDownClass()
-        drop_db()
-
-    @property
-    def context(self):
-        return {'company': self.company_id}
-
-    def run_transaction(self, func, *args, **kwargs):
-        "Run func in a committed transaction as root, in the company"
-        return run_transaction(func, *args, context=self.context, **kwargs)
+    def setup_data(cls):
+        super().setup_data()
+        cls.user_ids = create_users(cls.company_id)
 
     def login(self, login, protocol='json'):
         "An RPC session of login ('admin', 'manager', 'sales', 'nobody')"

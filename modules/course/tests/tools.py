@@ -101,27 +101,26 @@ def in_parallel(count, func, *args, context=None, **kwargs):
     return results
 
 
-class ConcurrencyTestMixin:
-    """Tests with real parallel transactions; PostgreSQL only (SQLite
-    serializes writers on the database file).
+class CommittedTestMixin:
+    """Tests that commit their data, each in transactions of its own.
 
-    setUpClass activates `module` and commits a company; every test commits
-    its own data, so use fresh records per test.
+    setUpClass activates `module` (a name or a list) and commits what
+    `setup_data()` makes (by default a company: `company_id`); the database
+    is dropped at the end of the class, so use fresh records per test.
     """
     module = None
 
     @classmethod
     def setUpClass(cls):
-        import unittest
-
-        from trytond import backend
-        from trytond.modules.company.tests import create_company
         from trytond.tests.test_tryton import activate_module
-        if backend.name != 'postgresql':
-            raise unittest.SkipTest("parallel transactions need PostgreSQL")
         super().setUpClass()
         activate_module(cls.module)
-        cls.company_id = run_transaction(lambda: create_company().id)
+        run_transaction(cls.setup_data)
+
+    @classmethod
+    def setup_data(cls):
+        from trytond.modules.company.tests import create_company
+        cls.company_id = create_company().id
 
     @classmethod
     def tearDownClass(cls):
@@ -134,7 +133,22 @@ class ConcurrencyTestMixin:
         return {'company': self.company_id}
 
     def run_transaction(self, func, *args, **kwargs):
+        "Run func in a committed transaction as root, in the company"
         return run_transaction(func, *args, context=self.context, **kwargs)
+
+
+class ConcurrencyTestMixin(CommittedTestMixin):
+    """Tests with real parallel transactions; PostgreSQL only (SQLite
+    serializes writers on the database file)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import unittest
+
+        from trytond import backend
+        if backend.name != 'postgresql':
+            raise unittest.SkipTest("parallel transactions need PostgreSQL")
+        super().setUpClass()
 
     def in_parallel(self, count, func, *args, **kwargs):
         return in_parallel(count, func, *args, context=self.context, **kwargs)

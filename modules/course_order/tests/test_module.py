@@ -4,6 +4,7 @@ from unittest.mock import patch
 
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
+from trytond.modules.course.course import SalePrice
 from trytond.modules.course.tests.tools import create_catalog
 from trytond.modules.course.tools import now as utcnow
 from trytond.modules.course_order.tests.tools import (
@@ -51,6 +52,13 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertIn(text, cm.exception.message)
         self.assertEqual(Order.search([], count=True), before)
 
+    def plug(self, Model, **attributes):
+        "Set attributes of Model for the test, as a module's extension would"
+        for name, value in attributes.items():
+            patcher = patch.object(Model, name, value, create=True)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+
     def with_discount(self, amount, lines=None):
         "Add a test discount step taking amount off (some of) the lines"
         Order = Pool().get('course.order')
@@ -60,14 +68,51 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
                 checkout.lines)
             checkout.add_discount(None, Decimal(amount), targets, "test")
         steps = Order._get_discount_steps
-        for name, value in [
-                ('checkout_discount_test', classmethod(step)),
-                ('_get_discount_steps', classmethod(
-                        lambda cls: steps() + [(50, 'test')])),
-                ]:
-            patcher = patch.object(Order, name, value, create=True)
-            patcher.start()
-            self.addCleanup(patcher.stop)
+        self.plug(
+            Order, checkout_discount_test=classmethod(step),
+            _get_discount_steps=classmethod(
+                lambda cls: steps() + [(50, 'test')]))
+
+    def sell_kind(self, kind, Product, price, fulfil=None, revoke=None):
+        """Plug a kind of checkout item, {kind: id}, selling a record of
+        Product at price, the way a module would: the kind, the product
+        model, the check and price of its items, its line; fulfil(lines)
+        and revoke(lines) of its paid lines"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Line = pool.get('course.order.line')
+        kinds, products = Order._get_checkout_item_kinds, Line._get_product
+        get_line = Order._get_checkout_line
+
+        def check(cls, checkout, items):
+            price_ = SalePrice(Decimal(price), Decimal(price), kind, None)
+            return [(dict(i, **{kind: Product(i[kind])}), price_)
+                for i in items]
+
+        def checkout_line(cls, checkout, item, price):
+            line = get_line(checkout, item, price)
+            if kind in item:
+                line.product = item[kind]
+            return line
+
+        def lines_of(orders):
+            return [l for o in orders for l in o.lines
+                if l.product.__name__ == Product.__name__]
+        self.plug(
+            Order, _get_checkout_item_kinds=classmethod(
+                lambda cls: kinds() + [kind]),
+            _get_checkout_line=classmethod(checkout_line),
+            **{f'checkout_items_{kind}': classmethod(check)})
+        self.plug(Line, _get_product=classmethod(
+                lambda cls: products() + [Product.__name__]))
+        for name, hook in [('fulfil', fulfil), ('revoke', revoke)]:
+            if hook:
+                base = getattr(Order, name)
+
+                def extended(cls, orders, base=base, hook=hook):
+                    base(orders)
+                    hook(lines_of(orders))
+                self.plug(Order, **{name: classmethod(extended)})
 
     @with_transaction()
     def test_checkout_prices(self):
@@ -247,6 +292,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         for items, text in [
                 ([{'option': cat.option_a_month.id}], "needs a course"),
                 ([None], "needs a course"),
+                ([{}], "needs a course"),
                 ([{'course': 'abc'}], "of \"course\" is not valid"),
                 ([{'course': 7.9}], "of \"course\" is not valid"),
                 ([{'course': course, 'option': 0}],
@@ -423,6 +469,140 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(gift.end, end)
         self.assertEqual(gift2.end, end)
         self.assertEqual({gift.state, gift2.state}, {'live'})
+
+    @with_transaction()
+    def test_line_product(self):
+        """A line sells a product: the course of a course line, kept in
+        sync with its course"""
+        pool = Pool()
+        Line = pool.get('course.order.line')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a, cat.course_b)
+        self.assertEqual(
+            [(l.product, l.course) for l in order.lines],
+            [(cat.course_a, cat.course_a), (cat.course_b, cat.course_b)])
+        self.assertIn('course.course', dict(Line.get_product()))
+        values = {
+            'order': order.id, 'list_price': 1, 'unit_price': 1,
+            'discount_amount': 0, 'amount': 1}
+        by_course, by_product = Line.create([
+                dict(values, course=cat.course_c.id),
+                dict(values, product=str(cat.course_c)),
+                ])
+        self.assertEqual(by_course.product, cat.course_c)
+        self.assertEqual(by_product.course, cat.course_c)
+        # a module's product leaves no course
+        self.plug(Line, _get_product=classmethod(
+                lambda cls: ['course.course', 'party.party']))
+        Line.write([by_product], {'product': str(cat.student)})
+        self.assertIsNone(by_product.course)
+
+    @with_transaction()
+    def test_migration_line_product(self):
+        "Updating from lines without product gives each line its course"
+        pool = Pool()
+        Line = pool.get('course.order.line')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a, cat.course_b)
+        Line.__table_handler__().not_null_action('product', 'remove')
+        table = Line.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.update([table.product], [None]))
+        Line.__register__('course_order')
+        Transaction().counter += 1  # forget the cached lines
+        self.assertEqual(
+            [l.product for l in Line.browse(order.lines)],
+            [cat.course_a, cat.course_b])
+
+    @with_transaction()
+    def test_line_sells_other_product(self):
+        """A module sells something other than a course through the hooks:
+        its kind of item, its product, what payment gives and a refund
+        takes back"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Party = pool.get('party.party')
+        Category = pool.get('party.category')
+        cat = self.catalog()
+        vip, = Category.create([{'name': "VIP"}])
+
+        def join(lines):
+            for line in lines:
+                Party.write([line.order.party], {
+                        'categories': [('add', [line.product.id])]})
+
+        def leave(lines):
+            for line in lines:
+                Party.write([line.order.party], {
+                        'categories': [('remove', [line.product.id])]})
+        self.sell_kind('membership', Category, '99', join, leave)
+        order = Order(Order.checkout(cat.student.id, [
+                    {'membership': vip.id}, {'course': cat.course_b.id}]))
+        membership, course = order.lines
+        self.assertEqual((membership.product, membership.course), (vip, None))
+        self.assertEqual(
+            (course.product, course.course), (cat.course_b, cat.course_b))
+        self.assertEqual(order.total_amount, Decimal('599.00'))
+        self.assertEqual(order.title, "VIP and other courses (2 in all)")
+        self.assertEqual(membership.rec_name, f'{order.number} - VIP')
+        Order.confirm_payment([order])
+        self.assertEqual(cat.student.categories, (vip,))
+        enrollment, = order.enrollments
+        self.assertEqual(enrollment.order_line, course)
+        Order.fulfil([order])  # gives once
+        self.assertEqual(order.enrollments, (enrollment,))
+        Order.refund([order])
+        self.assertEqual(cat.student.categories, ())
+        self.assertEqual(enrollment.state, 'ended')
+        # an item of no kind or of two kinds is refused
+        for item in [{'membership': vip.id, 'course': cat.course_a.id},
+                {'program': 1}]:
+            self.assertRawCheckoutRefused(
+                "needs a course", cat.student, [item])
+
+    @with_transaction()
+    def test_line_gives_enrollments_its_way(self):
+        """A module's line gives enrollments its own way (get_enrollments);
+        a refund ends them (get_revoked_enrollments)"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Line = pool.get('course.order.line')
+        Course = pool.get('course.course')
+        Enrollment = pool.get('course.enrollment')
+        Category = pool.get('course.category')
+        cat = self.catalog()
+        self.sell_kind('bundle', Category, '1200')
+        get_enrollments = Line.get_enrollments
+
+        def bundle_enrollments(line, live, start):
+            "Every course of the category the student does not own"
+            enrollments = get_enrollments(line, live, start)
+            if line.product != cat.category or line.enrollments:
+                return enrollments
+            party = line.order.party
+            return enrollments + [Enrollment(
+                    party=party, course=course, company=line.order.company,
+                    order_line=line, order=line.order, source='purchase',
+                    start=start)
+                for course in Course.search(
+                    [('category', '=', line.product.id)])
+                if (party, course) not in live]
+        self.plug(Line, get_enrollments=bundle_enrollments)
+        owned, = Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_c.id}])
+        order = Order(Order.checkout(
+                cat.student.id, [{'bundle': cat.category.id}]))
+        line, = order.lines
+        self.assertEqual(order.title, cat.category.rec_name)
+        Order.confirm_payment([order])
+        given = {(e.course, e.order_line) for e in order.enrollments}
+        self.assertEqual(
+            given, {(cat.course_a, line), (cat.course_b, line)})
+        Order.fulfil([order])  # gives once
+        self.assertEqual(len(order.enrollments), 2)
+        Order.refund([order])
+        self.assertEqual({e.state for e in order.enrollments}, {'ended'})
+        self.assertEqual(owned.state, 'live')
 
     @with_transaction()
     def test_confirm_only_manual(self):
