@@ -259,7 +259,7 @@ def check_ids(values, name):
 def check_list(value, name):
     "Return value (a list or tuple) as a list"
     if not isinstance(value, (list, tuple)):
-        raise _input_error(name, value, 'list')
+        raise _input_error(name, value, 'course.msg_input_kind_list')
     return list(value)
 
 

@@ -6,7 +6,7 @@ from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.course import SalePrice
 from trytond.modules.course.tests.tools import create_catalog
-from trytond.modules.course.tools import now as utcnow
+from trytond.modules.course.tools import check_id, now as utcnow
 from trytond.modules.course_order.tests.tools import (
     StatementCounter, checkout)
 from trytond.pool import Pool
@@ -102,7 +102,9 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
             Order, _get_checkout_item_kinds=classmethod(
                 lambda cls: kinds() + [kind]),
             _get_checkout_line=classmethod(checkout_line),
-            **{f'checkout_items_{kind}': classmethod(check)})
+            **{f'checkout_items_{kind}': classmethod(check),
+                f'_checkout_item_{kind}': classmethod(
+                    lambda cls, item: {kind: check_id(item[kind], kind)})})
         self.plug(Line, _get_product=classmethod(
                 lambda cls: products() + [Product.__name__]))
         for name, hook in [('fulfil', fulfil), ('revoke', revoke)]:
