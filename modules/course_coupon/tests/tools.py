@@ -24,8 +24,8 @@ def create_coupon(company, formula, **values):
 
 def give(coupon, party):
     "Grant coupon to party (staff) and return the grant"
-    Coupon = Pool().get('course.coupon')
-    grant, = Coupon.grant([coupon], [party])
+    Grant = Pool().get('course.coupon.grant')
+    grant, = Grant.issue([coupon], [party])
     return grant
 
 
