@@ -14,13 +14,20 @@ from trytond.i18n import gettext
 from trytond.model import (
     Check, DeactivableMixin, ModelSQL, ModelView, fields)
 from trytond.modules.course.course import CompanyMixin
-from trytond.modules.course.tools import clear_cache, now, round_amount
+from trytond.modules.course.tools import (
+    check_dict, check_ids, check_int, check_record, check_text, clear_cache,
+    now, round_amount)
 from trytond.pool import Pool
 from trytond.pyson import Bool, Eval, If
 from trytond.rpc import RPC
-from trytond.transaction import Transaction
+from trytond.transaction import Transaction, without_check_access
 
-from .exceptions import CouponError, CouponValidationError
+from .exceptions import (
+    CouponError, CouponInputError, CouponModificationError,
+    CouponValidationError)
+from .tools import (
+    ADMIN, STAFF, check_bool, check_caller, check_company, check_list,
+    check_records)
 
 FORMULA_REDUCTION = re.compile(r'^-\s*(\d+(?:\.\d+)?)$')
 FORMULA_PERCENTAGE = re.compile(r'^\*\s*(\d*\.\d+|\d+)$')
@@ -28,6 +35,12 @@ FORMULA_PERCENTAGE = re.compile(r'^\*\s*(\d*\.\d+|\d+)$')
 # What a grant would give on a cart: the grant, the lines it applies to and
 # the discount amount
 Usable = namedtuple('Usable', ['grant', 'lines', 'discount'])
+
+# The most (course, option) items a cart may have in usable_grants
+MAX_ITEMS = 100
+# The longest code text redeem reads (a code is 16 characters, blanks and
+# dashes are ignored)
+MAX_CODE_TEXT = 64
 
 SCOPES = [
     ('general', "General"),
@@ -41,6 +54,9 @@ CHECKED_FIELDS = {
     'method', 'amount', 'rate', 'condition', 'valid_start', 'valid_end',
     'valid_days', 'claim_start', 'claim_end', 'total', 'per_party_limit'}
 SCOPE_FIELDS = {'scope', 'directions', 'categories', 'courses'}
+# The terms a grant holds: frozen once the coupon has grants (for users)
+TERM_FIELDS = SCOPE_FIELDS | {
+    'method', 'amount', 'rate', 'formula', 'condition', 'target', 'company'}
 
 
 def parse_formula(formula):
@@ -190,17 +206,18 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
                     'depends': ['active'],
                     },
                 })
+        # Ids in, ids out: the doors check every parameter themselves
         cls.__rpc__.update({
                 'claim': RPC(
-                    readonly=False, instantiate=0,
+                    readonly=False,
                     result=lambda grants: [g.id for g in grants]),
                 'redeem': RPC(readonly=False, result=int),
                 'usable_grants': RPC(),
                 'grant': RPC(
-                    readonly=False, instantiate=0,
+                    readonly=False,
                     result=lambda grants: [g.id for g in grants]),
                 'generate': RPC(
-                    readonly=False, instantiate=0,
+                    readonly=False,
                     result=lambda grants: [g.id for g in grants]),
                 })
 
@@ -265,10 +282,65 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
         return values
 
     @classmethod
+    def copy(cls, coupons, default=None):
+        "A copy is a new coupon: no grants, its whole total in stock"
+        default = default.copy() if default is not None else {}
+        default.setdefault('grants', None)
+        return super().copy(coupons, default=default)
+
+    @classmethod
+    def check_modification(cls, mode, coupons, values=None, external=False):
+        """Users may edit a coupon's name, description, windows, validity,
+        total, per-student limit, issue mode and active; its remaining
+        stock never, and its terms only while nobody holds a grant of it"""
+        super().check_modification(
+            mode, coupons, values=values, external=external)
+        if mode == 'delete':
+            issued = cls.issued_counts(coupons)
+            for coupon in coupons:
+                if issued.get(coupon.id):
+                    raise CouponModificationError(gettext(
+                            'course_coupon.msg_coupon_delete_granted',
+                            coupon=coupon.rec_name,
+                            count=issued[coupon.id]))
+        elif mode == 'write' and external:
+            if 'remaining' in values:
+                raise CouponModificationError(gettext(
+                        'course_coupon.msg_coupon_remaining_external'))
+            cls.check_terms_free(coupons, values.keys() & TERM_FIELDS)
+
+    @classmethod
+    def check_terms_free(cls, coupons, names):
+        "Refuse to change the terms names of coupons that have grants"
+        if not names:
+            return
+        issued = cls.issued_counts(coupons)
+        for coupon in coupons:
+            if issued.get(coupon.id):
+                raise CouponModificationError(gettext(
+                        'course_coupon.msg_coupon_terms_granted',
+                        coupon=coupon.rec_name, count=issued[coupon.id],
+                        fields=', '.join(sorted(
+                                cls.__names__(field=n)['field']
+                                for n in names))))
+
+    @classmethod
     def on_modification(cls, mode, coupons, field_names=None):
         super().on_modification(mode, coupons, field_names=field_names)
         if mode == 'write' and 'total' in field_names:
             cls._reset_remaining(coupons)
+
+    @classmethod
+    def issued_counts(cls, coupons):
+        "Return {coupon id: grants issued (codes included)} in one query"
+        Grant = Pool().get('course.coupon.grant')
+        grant = Grant.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*grant.select(
+                grant.coupon, Count(grant.id),
+                where=grant.coupon.in_([c.id for c in coupons]),
+                group_by=[grant.coupon]))
+        return dict(cursor)
 
     @classmethod
     def _reset_remaining(cls, coupons):
@@ -279,10 +351,7 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
         grant = Grant.__table__()
         cursor = Transaction().connection.cursor()
         ids = [c.id for c in coupons]
-        cursor.execute(*grant.select(
-                grant.coupon, Count(grant.id),
-                where=grant.coupon.in_(ids), group_by=[grant.coupon]))
-        issued = dict(cursor)
+        issued = cls.issued_counts(coupons)
         for coupon in coupons:
             if (coupon.total is not None
                     and coupon.total < issued.get(coupon.id, 0)):
@@ -613,69 +682,136 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
                 count=count))
 
     # ---- RPC doors ---------------------------------------------------------
+    # Each checks who calls and every parameter, then works without access
+    # checks (the writes are the workflow's).  The contract: doc/reference.
+
+    @classmethod
+    def _check_coupons(cls, values, company):
+        "The coupons of ids values, all of the company"
+        coupons = check_records(cls, values, 'coupons')
+        for coupon in coupons:
+            if coupon.company != company:
+                raise CouponError(gettext(
+                        'course_coupon.msg_coupon_other_company',
+                        id=coupon.id, company=company.rec_name))
+        return coupons
 
     @classmethod
     def claim(cls, coupons, party):
-        """The student (party) claims the coupons (issue mode claim) and
-        gets a grant of each, within the claim window, the stock and the
-        per-party limit; return the grants"""
+        """The student (party id) claims the coupons (ids; issue mode
+        claim) and gets a grant of each, within the claim window, the stock
+        and the per-party limit; return the grants"""
         pool = Pool()
         Grant = pool.get('course.coupon.grant')
         Party = pool.get('party.party')
-        for coupon in coupons:
-            coupon.check_claimable()
-        return Grant.issue(coupons, [Party(int(party))], origin='claim')
+        check_caller('course.coupon.claim', STAFF)
+        company = check_company('course.coupon.claim')
+        coupons = cls._check_coupons(coupons, company)
+        party = check_record(Party, party, 'party')
+        with without_check_access():
+            for coupon in coupons:
+                coupon.check_claimable()
+            return Grant.issue(coupons, [party], origin='claim')
 
     @classmethod
     def grant(cls, coupons, parties, origin='staff', skip_limited=False):
-        """Grant each coupon once to each party; return the grants (see
-        Grant.issue)"""
+        """Grant each coupon (ids) once to each party (ids); return the
+        grants (see Grant.issue)"""
         pool = Pool()
         Grant = pool.get('course.coupon.grant')
         Party = pool.get('party.party')
-        return Grant.issue(
-            coupons, Party.browse([int(p) for p in parties]),
-            origin=origin, skip_limited=skip_limited)
+        check_caller('course.coupon.grant', ADMIN)
+        company = check_company('course.coupon.grant')
+        coupons = cls._check_coupons(coupons, company)
+        parties = check_ids(parties, 'parties')
+        Grant.check_issue_size(len(coupons) * len(parties))
+        parties = check_records(Party, parties, 'parties')
+        if origin not in {'staff', 'script'}:
+            raise CouponInputError(gettext(
+                    'course_coupon.msg_grant_origin',
+                    origin=repr(origin)[:60]))
+        skip_limited = check_bool(skip_limited, 'skip_limited')
+        with without_check_access():
+            return Grant.issue(
+                coupons, parties, origin=origin, skip_limited=skip_limited)
 
     @classmethod
     def generate(cls, coupons, number):
-        """Generate number codes per coupon; return them (see
+        """Generate number codes per coupon (ids); return them (see
         Grant.create_codes)"""
         Grant = Pool().get('course.coupon.grant')
-        return Grant.create_codes(coupons, int(number))
+        check_caller('course.coupon.generate', ADMIN)
+        company = check_company('course.coupon.generate')
+        coupons = cls._check_coupons(coupons, company)
+        number = check_int(number, 'number')
+        with without_check_access():
+            return Grant.create_codes(coupons, number)
 
     @classmethod
     def redeem(cls, party, code):
-        "The student (party) redeems a code; return the grant"
+        "The student (party id) redeems a code (text); return the grant"
         pool = Pool()
         Grant = pool.get('course.coupon.grant')
         Party = pool.get('party.party')
-        return Grant.redeem(Party(int(party)), code)
+        check_caller('course.coupon.redeem', STAFF)
+        check_company('course.coupon.redeem')
+        party = check_record(Party, party, 'party')
+        code = check_text(code, 'code', max_length=MAX_CODE_TEXT)
+        with without_check_access():
+            return Grant.redeem(party, code)
 
     @classmethod
     def usable_grants(cls, party, items):
-        """usable() for RPC: items are {'course': id, 'option': id}; return
-        [{'grant', 'code', 'coupon', 'name', 'formula', 'condition',
-        'valid_to', 'courses', 'discount'}]"""
+        """usable() for RPC: party an id, items a list of {'course': id,
+        'option': id or None}; return [{'grant', 'code', 'coupon', 'name',
+        'formula', 'condition', 'valid_to', 'courses', 'discount'}]"""
+        Party = Pool().get('party.party')
+        check_caller('course.coupon.usable_grants', STAFF)
+        company = check_company('course.coupon.usable_grants')
+        party = check_record(Party, party, 'party')
+        pairs = cls._check_items(items, company)
+        with without_check_access():
+            return [{
+                    'grant': u.grant.id,
+                    'code': u.grant.code,
+                    'coupon': u.grant.coupon.id,
+                    'name': u.grant.coupon.name,
+                    'formula': u.grant.coupon.formula,
+                    'condition': u.grant.coupon.condition,
+                    'valid_to': u.grant.valid_to,
+                    'courses': [l.course.id for l in u.lines],
+                    'discount': u.discount,
+                    } for u in cls.usable(party, pairs)]
+
+    @classmethod
+    def _check_items(cls, items, company):
+        """The (course, option) pairs of items: at most MAX_ITEMS, each a
+        dict with an existing course of the company and, when given, one of
+        its options"""
         pool = Pool()
         Course = pool.get('course.course')
         Option = pool.get('course.course.option')
-        Party = pool.get('party.party')
-        pairs = [
-            (Course(int(i['course'])),
-                Option(int(i['option'])) if i.get('option') else None)
-            for i in items]
-        return [{
-                'grant': u.grant.id,
-                'code': u.grant.code,
-                'coupon': u.grant.coupon.id,
-                'name': u.grant.coupon.name,
-                'formula': u.grant.coupon.formula,
-                'condition': u.grant.coupon.condition,
-                'valid_to': u.grant.valid_to,
-                'courses': [l.course.id for l in u.lines],
-                'discount': u.discount,
-                } for u in cls.usable(Party(int(party)), pairs)]
+        if isinstance(items, (list, tuple)) and len(items) > MAX_ITEMS:
+            raise CouponInputError(gettext(
+                    'course_coupon.msg_items_too_many',
+                    count=len(items), maximum=MAX_ITEMS))
+        items = [check_dict(i, 'items') for i in check_list(items, 'items')]
+        courses = check_records(
+            Course, [i.get('course') for i in items], 'course')
+        option_ids = [i.get('option') for i in items]
+        options = {o.id: o for o in check_records(
+                Option, [o for o in option_ids if o is not None], 'option')}
+        options = [options.get(o) for o in option_ids]
+        for course, option in zip(courses, options):
+            if course.company != company:
+                raise CouponInputError(gettext(
+                        'course_coupon.msg_course_other_company',
+                        course=course.rec_name, company=company.rec_name))
+            if option and option.course != course:
+                raise CouponInputError(gettext(
+                        'course.msg_option_other_course',
+                        option=option.rec_name, course=course.rec_name))
+        return list(zip(courses, options))
 
     # ---- Buttons -----------------------------------------------------------
 

@@ -11,18 +11,22 @@ from sql.aggregate import Count
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.modules.course.course import CompanyMixin
-from trytond.modules.course.tools import guarded, move_state, now
+from trytond.modules.course.tools import (
+    guarded, lock_rows, move_state, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import (
-    CouponError, CouponValidationError, RedeemRateLimitError)
+    CouponError, CouponModificationError, CouponValidationError,
+    RedeemRateLimitError)
 
 # Codes: 16 characters of an alphabet without 0/O, 1/I/L (79 bits)
 CODE_ALPHABET = 'ABCDEFGHJKMNPQRSTUVWXYZ23456789'
 CODE_LENGTH = 16
 REDEEM_WINDOW = dt.timedelta(hours=1)
+# The most grants or codes one call may issue: checked before any is built
+MAX_ISSUE = 10000
 
 GRANT_STATES = [
     ('available', "Available"),
@@ -152,29 +156,27 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
 
     @classmethod
     def check_modification(cls, mode, grants, values=None, external=False):
+        """Users create, change and delete no grant: grants are issued by
+        the grant wizard, claims, codes and redemptions, and move only with
+        their orders and the Revoke button"""
         super().check_modification(
             mode, grants, values=values, external=external)
+        if external:
+            if mode == 'create':
+                raise CouponModificationError(gettext(
+                        'course_coupon.msg_grant_create_external'))
+            elif mode == 'write':
+                raise CouponModificationError(gettext(
+                        'course_coupon.msg_grant_write_external'))
+            elif mode == 'delete':
+                raise CouponModificationError(gettext(
+                        'course_coupon.msg_grant_delete_external'))
         if mode == 'delete':
             for grant in grants:
                 if grant.state in {'reserved', 'used'}:
-                    raise CouponError(gettext(
+                    raise CouponModificationError(gettext(
                             'course_coupon.msg_grant_delete',
                             grant=grant.rec_name))
-
-    @classmethod
-    def on_modification(cls, mode, grants, field_names=None):
-        pool = Pool()
-        Coupon = pool.get('course.coupon')
-        super().on_modification(mode, grants, field_names=field_names)
-        if mode == 'create':
-            # Every way of issuing (staff, claim, codes, scripts) takes the
-            # stock and respects the per-party limit here
-            cls.check_party_limits(grants)
-            if not Transaction().context.get('_coupon_stock_taken'):
-                counts = defaultdict(int)
-                for grant in grants:
-                    counts[grant.coupon] += 1
-                Coupon.take_stock(counts)
 
     @classmethod
     def validate_fields(cls, grants, field_names):
@@ -228,38 +230,16 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
         return counts
 
     @classmethod
-    def check_party_limits(cls, grants):
-        """Refuse grants that take a party over the coupon's per-party limit
-        (the parties are locked: concurrent claims are counted exactly)"""
-        pool = Pool()
-        Party = pool.get('party.party')
-        held = [g for g in grants if g.party and g.coupon.per_party_limit]
-        if not held:
-            return
-        parties = list({g.party for g in held})
-        Party.lock(parties)
-        counts = cls.held_counts({g.coupon for g in held}, parties)
-        for grant in held:
-            if (counts[(grant.coupon.id, grant.party.id)]
-                    > grant.coupon.per_party_limit):
-                raise CouponError(gettext(
-                        'course_coupon.msg_coupon_party_limit',
-                        coupon=grant.coupon.rec_name,
-                        party=grant.party.rec_name,
-                        limit=grant.coupon.per_party_limit))
-
-    @classmethod
     def issue(cls, coupons, parties, origin='staff', skip_limited=False):
         """Grant each coupon once to each party; return the grants.
 
         Respects the issue window, the stock and the per-party limit; with
         skip_limited, parties at their limit are left out instead of
         refused."""
-        pool = Pool()
-        Party = pool.get('party.party')
-        if parties:
-            # Lock first: the call restarts once with the lock held
-            Party.lock(parties)
+        Party = Pool().get('party.party')
+        # Lock first: the call restarts once with the lock held; the write
+        # of lock_rows makes a stale snapshot fail instead of miscounting
+        lock_rows(Party, parties)
         at = now()
         to_create = []
         counts = cls.held_counts(coupons, parties)
@@ -283,28 +263,40 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
         return cls._issue(to_create)
 
     @classmethod
+    def check_issue_size(cls, count):
+        "Refuse to issue more than MAX_ISSUE grants or codes in one call"
+        if count > MAX_ISSUE:
+            raise CouponError(gettext(
+                    'course_coupon.msg_issue_too_many',
+                    count=count, maximum=MAX_ISSUE))
+
+    @classmethod
     def _issue(cls, to_create):
-        "Take the stock, then create the grants of [(coupon, values)]"
+        """Take the stock, then create the grants of [(coupon, values)]: the
+        one way grants are created"""
         Coupon = Pool().get('course.coupon')
         counts = defaultdict(int)
         for coupon, _ in to_create:
             counts[coupon] += 1
         Coupon.take_stock(counts)
-        with Transaction().set_context(_coupon_stock_taken=True):
-            return cls.create([dict(
-                        values, coupon=coupon.id, company=coupon.company.id)
-                    for coupon, values in to_create])
+        return cls.create([dict(
+                    values, coupon=coupon.id, company=coupon.company.id)
+                for coupon, values in to_create])
 
     @classmethod
     def create_codes(cls, coupons, number):
         """Create number codes per coupon: grants with no party yet,
-        counted in the stock; return them"""
+        counted in the stock; return them.  The number is checked against
+        MAX_ISSUE and the stock before any code is built."""
         if number <= 0:
             raise CouponError(gettext(
                     'course_coupon.msg_coupon_codes_number'))
-        to_create = []
+        cls.check_issue_size(number * len(coupons))
         for coupon in coupons:
             coupon.check_active()
+            coupon.check_stock(number)
+        to_create = []
+        for coupon in coupons:
             valid_from, valid_to = (
                 (None, None) if coupon.valid_days
                 else (coupon.valid_start, coupon.valid_end))
@@ -328,7 +320,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
         Party = pool.get('party.party')
         Attempt = pool.get('course.coupon.redeem.attempt')
         Configuration = pool.get('course.configuration')
-        Party.lock([party])
+        lock_rows(Party, [party])
         limit = Configuration(1).coupon_redeem_attempts or 10
         if Attempt.count(party) >= limit:
             raise RedeemRateLimitError(gettext(
