@@ -6,8 +6,8 @@ from trytond import backend
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import create_catalog
-from trytond.modules.course_coupon.tests.tools import (
-    create_coupon, give, utcnow)
+from trytond.modules.course.tools import now as utcnow
+from trytond.modules.course_coupon.tests.tools import create_coupon, give
 from trytond.modules.course_order.tests.tools import checkout
 from trytond.pool import Pool
 from trytond.pyson import PYSONDecoder

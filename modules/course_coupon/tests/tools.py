@@ -1,5 +1,4 @@
 "Helpers for tests of coupons"
-import datetime as dt
 from decimal import Decimal
 
 from trytond.pool import Pool
@@ -27,7 +26,3 @@ def give(coupon, party):
     Grant = Pool().get('course.coupon.grant')
     grant, = Grant.issue([coupon], [party])
     return grant
-
-
-def utcnow():
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
