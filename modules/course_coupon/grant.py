@@ -126,6 +126,10 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
     def default_state(cls):
         return 'available'
 
+    @classmethod
+    def default_origin(cls):
+        return 'script'
+
     def get_rec_name(self, name):
         return f'{self.code} ({self.coupon.rec_name})'
 
