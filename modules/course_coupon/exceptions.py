@@ -1,5 +1,6 @@
 from trytond.exceptions import UserError
 from trytond.model.exceptions import ValidationError
+from trytond.modules.course.exceptions import InputError
 
 
 class CouponValidationError(ValidationError):
@@ -12,3 +13,15 @@ class CouponError(UserError):
 
 class RedeemRateLimitError(CouponError):
     "Too many wrong codes tried: the party must wait"
+
+
+class CouponModificationError(UserError):
+    "A change made by hand that only the workflow may make"
+
+
+class CouponAccessError(UserError):
+    "A call by a user whose groups may not make it"
+
+
+class CouponInputError(InputError):
+    "A parameter of a call is not what the call accepts"

@@ -1,9 +1,9 @@
 "Coupons at checkout: the course_order extension points"
 from trytond.i18n import gettext
+from trytond.modules.course.tools import check_ids, now
 from trytond.modules.course_order.exceptions import CheckoutError
 from trytond.pool import Pool, PoolMeta
 
-from trytond.modules.course.tools import now
 from .exceptions import CouponError
 
 
@@ -22,18 +22,13 @@ class Order(metaclass=PoolMeta):
         pool = Pool()
         Grant = pool.get('course.coupon.grant')
         Configuration = pool.get('course.configuration')
-        raw = checkout.options.pop('grants', None) or []
+        raw = checkout.options.pop('grants', None)
+        ids = check_ids(raw, 'grants') if raw is not None else []
         state = checkout.namespace('course_coupon')
         state.grants = []
         state.amounts = {}
         state.stacking = 'single'
-        if raw:
-            try:
-                ids = [int(g) for g in (
-                        raw if isinstance(raw, (list, tuple)) else [raw])]
-            except (TypeError, ValueError):
-                raise CheckoutError(gettext(
-                        'course_coupon.msg_checkout_grants_bad'))
+        if ids:
             if len(set(ids)) != len(ids):
                 raise CheckoutError(gettext(
                         'course_coupon.msg_checkout_grant_twice'))

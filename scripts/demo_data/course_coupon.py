@@ -22,6 +22,8 @@ from decimal import Decimal
 from proteus import Model
 from proteus.config import get_config
 
+from trytond.modules.course.tools import now as utcnow
+
 from .course import COMPANY_NAME, get_students
 
 ZHANG = 'zhang.wei@example.com'
@@ -121,8 +123,7 @@ def get_coupon(company, name, formula, condition, scope, scope_names,
     found = Coupon.find([('name', '=', name)], limit=1)
     if found:
         return found[0]
-    now = dt.datetime.now(dt.timezone.utc).replace(
-        tzinfo=None, microsecond=0)
+    now = utcnow()
     coupon = Coupon(
         company=company, name=name, formula=formula,
         condition=Decimal(condition), scope=scope, issue_mode=issue_mode,

@@ -60,7 +60,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
 
         def claim(i):
             Coupon = Pool().get('course.coupon')
-            grant, = Coupon.claim([Coupon(coupon_id)], parties[i])
+            grant, = Coupon.claim([coupon_id], parties[i])
             return grant.id
         results = self.in_parallel(50, claim)
         wins = [r for kind, r in results if kind == 'ok']
@@ -84,7 +84,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
 
         def claim(i):
             Coupon = Pool().get('course.coupon')
-            grant, = Coupon.claim([Coupon(coupon_id)], party)
+            grant, = Coupon.claim([coupon_id], party)
             return grant.id
         results = self.in_parallel(10, claim)
         wins = [r for kind, r in results if kind == 'ok']
@@ -103,7 +103,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
 
         def give():
             Coupon = Pool().get('course.coupon')
-            grant, = Coupon.grant([Coupon(coupon_id)], [data['student']])
+            grant, = Coupon.grant([coupon_id], [data['student']])
             return grant.id
         grant_id = self.run_transaction(give)
 
@@ -135,7 +135,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
 
         def generate():
             Coupon = Pool().get('course.coupon')
-            code, = Coupon.generate([Coupon(coupon_id)], 1)
+            code, = Coupon.generate([coupon_id], 1)
             return code.code
         code = self.run_transaction(generate)
 
@@ -167,7 +167,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
 
         def generate():
             Coupon = Pool().get('course.coupon')
-            code, = Coupon.generate([Coupon(coupon_id)], 1)
+            code, = Coupon.generate([coupon_id], 1)
             return code.code
         code = self.run_transaction(generate)
 
@@ -190,7 +190,7 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
 
         def give():
             Coupon = Pool().get('course.coupon')
-            grant, = Coupon.grant([Coupon(coupon_id)], [data['student']])
+            grant, = Coupon.grant([coupon_id], [data['student']])
             return grant.id
         grant_id = self.run_transaction(give)
 
@@ -213,6 +213,98 @@ class CouponConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
         state = self.run_transaction(check)
         wins = [r for kind, r in results if kind == 'ok']
         self.assertEqual(wins, [state], results)
+
+    def run_stale(self, party, func, first=None):
+        """Run func in a transaction whose snapshot predates another
+        transaction running first (default func) for the same party and
+        committing; then take the party's lock as a restarted call does (the
+        lock statement comes after the snapshot) and run func there.  A
+        serialization failure is retried like the dispatcher does, with a
+        new snapshot."""
+        import threading
+
+        from trytond.modules.course.tests.tools import run_transaction
+        from trytond.tests.test_tryton import DB_NAME
+        from trytond.transaction import Transaction
+        with Transaction().start(
+                DB_NAME, 0, context=self.context) as transaction:
+            Party = Pool().get('party.party')
+            # The snapshot of this transaction is taken here
+            Party.search([('id', '=', party)], count=True)
+            thread = threading.Thread(
+                target=run_transaction, args=(first or func,),
+                kwargs={'context': self.context})
+            thread.start()
+            thread.join()
+            try:
+                cursor = transaction.connection.cursor()
+                cursor.execute(
+                    'SELECT id FROM party_party WHERE id = %s '
+                    'FOR UPDATE NOWAIT', (party,))
+                transaction._locked_records['party_party'].add(party)
+                func()
+                transaction.commit()
+                return
+            except backend.DatabaseOperationalError:
+                transaction.rollback()
+        self.run_transaction(func)
+
+    def held(self, party, coupon_id):
+        def count():
+            Grant = Pool().get('course.coupon.grant')
+            return Grant.search([
+                    ('party', '=', party), ('coupon', '=', coupon_id)],
+                count=True)
+        return self.run_transaction(count)
+
+    def test_stale_snapshot_claim(self):
+        """A claim whose snapshot predates another claim of the student
+        cannot take a second grant (per-student limit 1)"""
+        party, = self.new_parties(1)
+        # No stock (total): only the party's row orders the two claims
+        coupon_id = self.new_coupon(issue_mode='claim', per_party_limit=1)
+
+        def claim():
+            Coupon = Pool().get('course.coupon')
+            Coupon.claim([coupon_id], party)
+        with self.assertRaises(UserError) as cm:
+            self.run_stale(party, claim)
+        self.assertIn("already holds", cm.exception.message)
+        self.assertEqual(self.held(party, coupon_id), 1)
+
+    def test_stale_snapshot_grant(self):
+        "The same for a staff grant"
+        party, = self.new_parties(1)
+        coupon_id = self.new_coupon(per_party_limit=1)
+
+        def grant():
+            Coupon = Pool().get('course.coupon')
+            Coupon.grant([coupon_id], [party], 'staff', False)
+        with self.assertRaises(UserError) as cm:
+            self.run_stale(party, grant)
+        self.assertIn("already holds", cm.exception.message)
+        self.assertEqual(self.held(party, coupon_id), 1)
+
+    def test_stale_snapshot_redeem(self):
+        """Two codes of one coupon (limit 1) redeemed by one student, the
+        second with a snapshot older than the first redemption: one"""
+        party, = self.new_parties(1)
+        coupon_id = self.new_coupon(total=10, per_party_limit=1)
+
+        def generate():
+            Coupon = Pool().get('course.coupon')
+            return [c.code for c in Coupon.generate([coupon_id], 2)]
+        codes = self.run_transaction(generate)
+
+        def redeem(code):
+            Coupon = Pool().get('course.coupon')
+            Coupon.redeem(party, code)
+        with self.assertRaises(UserError) as cm:
+            self.run_stale(
+                party, lambda: redeem(codes[1]),
+                first=lambda: redeem(codes[0]))
+        self.assertIn("already holds", cm.exception.message)
+        self.assertEqual(self.held(party, coupon_id), 1)
 
 
 del ConcurrencyTestMixin

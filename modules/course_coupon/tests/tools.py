@@ -1,5 +1,4 @@
 "Helpers for tests of coupons"
-import datetime as dt
 from decimal import Decimal
 
 from trytond.pool import Pool
@@ -24,10 +23,6 @@ def create_coupon(company, formula, **values):
 
 def give(coupon, party):
     "Grant coupon to party (staff) and return the grant"
-    Coupon = Pool().get('course.coupon')
-    grant, = Coupon.grant([coupon], [party])
+    Grant = Pool().get('course.coupon.grant')
+    grant, = Grant.issue([coupon], [party])
     return grant
-
-
-def utcnow():
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
