@@ -6,6 +6,7 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import create_company
 from trytond.modules.course.tests.tools import create_catalog
+from trytond.modules.course_credit.tests.tools import grant as give_points
 from trytond.modules.course_order.tests.tools import checkout
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
@@ -68,8 +69,7 @@ class CreditWithCouponTestCase(unittest.TestCase):
         from trytond.modules.course_coupon.tests.tools import (
             create_coupon, give)
         cat = self.catalog()
-        Credit.create([{'party': cat.student.id, 'kind': 'grant',
-                    'points': 300}])
+        give_points(cat.student, 300)
         grant = give(create_coupon(cat.company, '-30'), cat.student)
         self.assertFalse(Configuration(1).discounts_combinable)
 
@@ -117,14 +117,12 @@ class CreditWithCouponTestCase(unittest.TestCase):
         "The payable term of the credit maximum is what the coupon left"
         pool = Pool()
         Configuration = pool.get('course.configuration')
-        Credit = pool.get('course.credit.movement')
         Course = pool.get('course.course')
         from trytond.modules.course_coupon.tests.tools import (
             create_coupon, give)
         cat = self.catalog()
         Course.write([cat.course_b], {'price': Decimal('40')})
-        Credit.create([{'party': cat.student.id, 'kind': 'grant',
-                    'points': 300}])
+        give_points(cat.student, 300)
         grant = give(create_coupon(cat.company, '-30'), cat.student)
         config = Configuration(1)
         config.discounts_combinable = True

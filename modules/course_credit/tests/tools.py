@@ -1,0 +1,33 @@
+"Helpers for the tests of course_credit and of modules built on it"
+from decimal import Decimal
+
+from trytond.pool import Pool
+from trytond.transaction import Transaction
+
+
+def adjust(party, kind, value, reason="test", company=None):
+    """Record an adjustment of party's points (int value) or wallet money
+    (any other value) as the adjust wizard does; return its movement"""
+    pool = Pool()
+    Adjustment = pool.get('course.credit.adjustment')
+    ledger = 'credit' if isinstance(value, int) else 'wallet'
+    adjustment = Adjustment(
+        party=party, ledger=ledger, kind=kind, reason=reason,
+        company=company or Transaction().context.get('company'))
+    if ledger == 'credit':
+        adjustment.points = value
+    else:
+        adjustment.amount = Decimal(value)
+    adjustment.save()
+    movement, = Adjustment.create_movements([adjustment])
+    return movement
+
+
+def grant(party, points, **kwargs):
+    "Give party points"
+    return adjust(party, 'grant', points, **kwargs)
+
+
+def topup(party, amount, **kwargs):
+    "Put amount (str or Decimal) in party's wallet"
+    return adjust(party, 'topup', Decimal(amount), **kwargs)
