@@ -7,16 +7,16 @@ the one movement it explains.
 from sql.aggregate import Count
 
 from trytond.i18n import gettext
-from trytond.model import Index, ModelSQL, ModelView, fields
+from trytond.model import ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.tools import (
-    check_amount, check_dict, check_int, check_record, check_text, now)
+    check_amount, check_dict, check_int, check_record, check_text)
 from trytond.pool import Pool
 from trytond.pyson import Eval, If
 from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from .credit import ADJUSTMENT_KINDS, AppendOnlyMixin
+from .credit import ADJUSTMENT_KINDS, LedgerRecordMixin
 from .exceptions import AdjustError, MovementValidationError
 from .tools import MAX_POINTS
 
@@ -33,20 +33,16 @@ KINDS = [
 REASON_SIZE = 1000
 
 
-def _ledger_kinds_domain(ledger_field='ledger'):
+def _ledger_kinds_domain():
     "The kinds allowed by the ledger, as a domain on kind"
-    return [If(Eval(ledger_field) == 'credit',
+    return [If(Eval('ledger') == 'credit',
             ('kind', 'in', list(ADJUSTMENT_KINDS['credit'])),
             ('kind', 'in', list(ADJUSTMENT_KINDS['wallet'])))]
 
 
-class Adjustment(AppendOnlyMixin, CompanyMixin, ModelSQL, ModelView):
+class Adjustment(LedgerRecordMixin, ModelSQL, ModelView):
     "Credit and Wallet Adjustment"
     __name__ = 'course.credit.adjustment'
-    party = fields.Many2One(
-        'party.party', "Student", required=True, ondelete='RESTRICT',
-        readonly=True,
-        context={'company': Eval('company', -1)}, depends={'company'})
     ledger = fields.Selection(LEDGERS, "Ledger", required=True, readonly=True)
     ledger_string = ledger.translated('ledger')
     kind = fields.Selection(
@@ -60,29 +56,6 @@ class Adjustment(AppendOnlyMixin, CompanyMixin, ModelSQL, ModelView):
         "Amount", digits='currency', readonly=True,
         states={'invisible': Eval('ledger') != 'wallet'})
     reason = fields.Text("Reason", required=True, readonly=True)
-    user = fields.Many2One(
-        'res.user', "Recorded By", required=True, readonly=True,
-        ondelete='RESTRICT')
-    date = fields.DateTime("Date", required=True, readonly=True)
-
-    @classmethod
-    def __setup__(cls):
-        super().__setup__()
-        cls._order = [('date', 'DESC'), ('id', 'DESC')]
-        cls.company.readonly = True
-        t = cls.__table__()
-        cls._sql_indexes.add(
-            Index(t,
-                (t.party, Index.Equality()),
-                (t.company, Index.Equality())))
-
-    @classmethod
-    def default_user(cls):
-        return Transaction().user
-
-    @classmethod
-    def default_date(cls):
-        return now()
 
     @property
     def value(self):

@@ -39,19 +39,53 @@ ADJUSTMENT_KINDS = {
 PAID_STATES = {'paid', 'refunding', 'refunded'}
 
 
-class AppendOnlyMixin:
-    """Records that only server code creates (the order workflow, the
-    adjust wizard) and that nobody writes, deletes or copies: the ledgers
-    and the adjustments that explain their staff movements"""
+class LedgerRecordMixin(CompanyMixin):
+    """A record of a student's ledgers (a movement, an adjustment): of a
+    student in a company, dated, with who recorded it.
+
+    Only server code creates them (the order workflow, the adjust wizard)
+    and nobody writes, deletes or copies them."""
     __slots__ = ()
+    party = fields.Many2One(
+        'party.party', "Student", required=True, ondelete='RESTRICT',
+        readonly=True,
+        context={'company': Eval('company', -1)}, depends={'company'})
+    date = fields.DateTime("Date", required=True, readonly=True)
+    user = fields.Many2One(
+        'res.user', "Recorded By", required=True, readonly=True,
+        ondelete='RESTRICT', help="Who recorded it.")
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        cls._order = [('date', 'DESC'), ('id', 'DESC')]
+        cls.company.readonly = True
+        t = cls.__table__()
+        cls._sql_indexes.add(
+            Index(t,
+                (t.party, Index.Equality()),
+                (t.company, Index.Equality())))
+
+    @classmethod
+    def default_date(cls):
+        return now()
+
+    @classmethod
+    def default_user(cls):
+        return Transaction().user
 
     @classmethod
     def create(cls, vlist):
-        # Before anything else (the ledgers lock the students first): a
-        # user's call through RPC, whatever their groups, is refused
+        # A user's call through RPC, whatever their groups, is refused
+        # before anything else (the ledgers lock the students)
         if Transaction().check_access:
             raise LedgerError(gettext('course_credit.msg_ledger_external'))
-        return super().create(vlist)
+        return super().create(cls._prepare_create(vlist))
+
+    @classmethod
+    def _prepare_create(cls, vlist):
+        "Return the values to insert, refusing those that cannot be"
+        return vlist
 
     @classmethod
     def copy(cls, records, default=None):
@@ -71,7 +105,7 @@ class AppendOnlyMixin:
                     record=records[0].rec_name))
 
 
-class LedgerMixin(CompanyMixin):
+class LedgerMixin(LedgerRecordMixin):
     """An append-only ledger of signed movements per student.
 
     Subclasses set `_ledger` ('credit' or 'wallet', as the adjustments
@@ -84,10 +118,6 @@ class LedgerMixin(CompanyMixin):
     _kind_signs = {}
     _ledger_message = None
 
-    party = fields.Many2One(
-        'party.party', "Student", required=True, ondelete='RESTRICT',
-        readonly=True,
-        context={'company': Eval('company', -1)}, depends={'company'})
     order = fields.Many2One(
         'course.order', "Order", ondelete='RESTRICT', readonly=True,
         help="The order that caused the movement.")
@@ -96,33 +126,16 @@ class LedgerMixin(CompanyMixin):
         readonly=True,
         help="The staff adjustment that recorded the movement.")
     note = fields.Char("Note", readonly=True)
-    date = fields.DateTime("Date", required=True, readonly=True)
-    user = fields.Many2One(
-        'res.user', "User", readonly=True, ondelete='RESTRICT',
-        help="Who recorded the movement.")
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls._order = [('date', 'DESC'), ('id', 'DESC')]
-        cls.company.readonly = True
         t = cls.__table__()
         cls._sql_indexes.update({
-                Index(t,
-                    (t.party, Index.Equality()),
-                    (t.company, Index.Equality())),
                 Index(t, (t.order, Index.Equality()), where=t.order != Null),
                 Index(t, (t.adjustment, Index.Equality()),
                     where=t.adjustment != Null),
                 })
-
-    @classmethod
-    def default_date(cls):
-        return now()
-
-    @classmethod
-    def default_user(cls):
-        return Transaction().user
 
     @classmethod
     def _zero(cls):
@@ -136,6 +149,16 @@ class LedgerMixin(CompanyMixin):
     @classmethod
     def _adjustment_kinds(cls):
         return ADJUSTMENT_KINDS[cls._ledger]
+
+    @classmethod
+    def of_order(cls, order, kind, value, note=None):
+        """Return a movement (unsaved) of kind and value for order, noted
+        with the order's number unless note is given"""
+        if note is None:
+            note = gettext('course_credit.msg_note_order', order=order.number)
+        return cls(
+            party=order.party, company=order.company, order=order,
+            kind=kind, note=note, **{cls._amount_field: value})
 
     @property
     def value(self):
@@ -187,7 +210,7 @@ class LedgerMixin(CompanyMixin):
         return result
 
     @classmethod
-    def create(cls, vlist):
+    def _prepare_create(cls, vlist):
         """Check the movements, then record each one's running balance.
 
         Everything is checked before the rows are written, so a refused
@@ -219,7 +242,7 @@ class LedgerMixin(CompanyMixin):
                 balances[key] += values[cls._amount_field]
                 values['balance'] = balances[key]
         cls.check_balance(cls._unsaved(vlist))
-        return super().create(vlist)
+        return vlist
 
     @classmethod
     def _unsaved(cls, vlist):
@@ -434,7 +457,7 @@ class LedgerMixin(CompanyMixin):
         return result
 
 
-class CreditMovement(AppendOnlyMixin, LedgerMixin, ModelSQL, ModelView):
+class CreditMovement(LedgerMixin, ModelSQL, ModelView):
     "Credit Movement"
     __name__ = 'course.credit.movement'
     _ledger = 'credit'
@@ -623,7 +646,7 @@ class CreditMovement(AppendOnlyMixin, LedgerMixin, ModelSQL, ModelView):
         return problems
 
 
-class WalletMovement(AppendOnlyMixin, LedgerMixin, ModelSQL, ModelView):
+class WalletMovement(LedgerMixin, ModelSQL, ModelView):
     "Wallet Movement"
     __name__ = 'course.wallet.movement'
     _ledger = 'wallet'

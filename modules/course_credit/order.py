@@ -162,10 +162,7 @@ class Order(metaclass=PoolMeta):
         if not points:
             return
         order = checkout.order
-        movement = Credit(
-            party=order.party, company=order.company, kind='spend',
-            points=-points, order=order,
-            note=gettext('course_credit.msg_note_order', order=order.number))
+        movement = Credit.of_order(order, 'spend', -points)
         movement.save()
         discount = state.discount
         discount.origin = movement
@@ -186,12 +183,7 @@ class Order(metaclass=PoolMeta):
             owed = order.payable_amount + sum(
                 totals[order.id].values(), Decimal(0))
             if owed > 0:
-                movements.append(Wallet(
-                        party=order.party, company=order.company,
-                        kind='pay', amount=-owed, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Wallet.of_order(order, 'pay', -owed))
         Wallet.save(movements)
         if orders:
             cls.pay(orders)
@@ -206,12 +198,7 @@ class Order(metaclass=PoolMeta):
         for order in orders:
             net = sum(totals[order.id].values(), Decimal(0))
             if net < 0:
-                movements.append(Wallet(
-                        party=order.party, company=order.company,
-                        kind='refund', amount=-net, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Wallet.of_order(order, 'refund', -net))
         Wallet.save(movements)
         return orders
 
@@ -245,12 +232,7 @@ class Order(metaclass=PoolMeta):
             held = -(totals[order.id].get('spend', 0)
                 + totals[order.id].get('refund', 0))
             if held > 0:
-                movements.append(Credit(
-                        party=order.party, company=order.company,
-                        kind='refund', points=held, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Credit.of_order(order, 'refund', held))
         Credit.save(movements)
 
     @classmethod
@@ -272,12 +254,7 @@ class Order(metaclass=PoolMeta):
                 continue
             points = cls.credit_to_earn(order)
             if points > 0:
-                movements.append(Credit(
-                        party=order.party, company=order.company,
-                        kind='earn', points=points, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Credit.of_order(order, 'earn', points))
         Credit.save(movements)
 
     @classmethod
@@ -307,14 +284,14 @@ class Order(metaclass=PoolMeta):
             if taken <= 0:
                 continue
             balances[key] -= taken
-            note = gettext('course_credit.msg_note_order', order=order.number)
+            note = None
             if taken < points:
                 note = gettext(
-                    'course_credit.msg_note_earn_short', note=note,
+                    'course_credit.msg_note_earn_short',
+                    note=gettext(
+                        'course_credit.msg_note_order', order=order.number),
                     points=points - taken)
-            movements.append(Credit(
-                    party=order.party, company=order.company, kind='earn',
-                    points=-taken, order=order, note=note))
+            movements.append(Credit.of_order(order, 'earn', -taken, note))
         Credit.save(movements)
 
 

@@ -5,9 +5,9 @@ from unittest.mock import patch
 from trytond.exceptions import UserError
 from trytond.model.exceptions import ValidationError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
-from trytond.modules.course.tests.tools import create_catalog
 from trytond.modules.course_order.tests.tools import checkout
-from trytond.modules.course_credit.tests.tools import adjust, topup
+from trytond.modules.course_credit.tests.tools import (
+    adjust, balances, company_catalog, set_config, topup)
 from trytond.pool import Pool
 from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
@@ -21,10 +21,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
     # ---- helpers ----------------------------------------------------------
 
     def catalog(self):
-        company = create_company()
-        transaction = Transaction()
-        transaction.context = dict(transaction.context, company=company.id)
-        return create_catalog(company)
+        return company_catalog()
 
     def grant(self, party, points, kind='grant'):
         return adjust(party, kind, points)
@@ -33,9 +30,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         return topup(party, amount)
 
     def balances(self, party):
-        Party = Pool().get('party.party')
-        party = Party(party.id)
-        return party.credit_balance, party.wallet_balance
+        return balances(party)
 
     def credit_movements(self, order):
         Credit = Pool().get('course.credit.movement')
@@ -85,11 +80,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         return cm.exception
 
     def set_config(self, **values):
-        Configuration = Pool().get('course.configuration')
-        config = Configuration(1)
-        for name, value in values.items():
-            setattr(config, name, value)
-        config.save()
+        set_config(**values)
 
     # ---- configuration ----------------------------------------------------
 
@@ -213,10 +204,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
             name="Yen", symbol="¥", code='JPY', digits=0,
             rounding=Decimal(1))
         currency.save()
-        company = create_company(name="Yen School", currency=currency)
-        transaction = Transaction()
-        transaction.context = dict(transaction.context, company=company.id)
-        cat = create_catalog(company)
+        cat = company_catalog(name="Yen School", currency=currency)
         self.grant(cat.student, 15)
         # 14 points would give 1 unit (the student loses 4), 5 points 1
         # unit too (the student gains 5): both refused

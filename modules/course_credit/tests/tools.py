@@ -5,6 +5,33 @@ from trytond.pool import Pool
 from trytond.transaction import Transaction
 
 
+def company_catalog(**company_values):
+    """Create a company, make it the context's company and return its
+    catalog (see course's create_catalog)"""
+    from trytond.modules.company.tests import create_company
+    from trytond.modules.course.tests.tools import create_catalog
+    company = create_company(**company_values)
+    transaction = Transaction()
+    transaction.context = dict(transaction.context, company=company.id)
+    return create_catalog(company)
+
+
+def set_config(**values):
+    "Write values on the course configuration"
+    Configuration = Pool().get('course.configuration')
+    config = Configuration(1)
+    for name, value in values.items():
+        setattr(config, name, value)
+    config.save()
+
+
+def balances(party):
+    "Return the credit and wallet balances of party (context company)"
+    Party = Pool().get('party.party')
+    party = Party(party.id)
+    return party.credit_balance, party.wallet_balance
+
+
 def adjust(party, kind, value, reason="test", company=None):
     """Record an adjustment of party's points (int value) or wallet money
     (any other value) as the adjust wizard does; return its movement"""
