@@ -893,4 +893,26 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertIn(f"Order {paid.number} (Paid): 2 movements", problems[4])
 
 
+    @with_transaction()
+    def test_audit_translated(self):
+        "The audit speaks the user's language"
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        Lang = pool.get('ir.lang')
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        self.grant(cat.student, 300)
+        order = checkout(cat.student, cat.course_b, credit=100)
+        Order.cancel([order])
+        table = Credit.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.delete(
+                where=(table.order == order.id) & (table.kind == 'refund')))
+        chinese, = Lang.search([('code', '=', 'zh_CN')])
+        Lang.load_translations([chinese])
+        with Transaction().set_context(language='zh_CN'):
+            problem, = Credit.audit()
+        self.assertIn("花费 100 积分，退回 0，应退回 100", problem)
+
+
 del ModuleTestCase
