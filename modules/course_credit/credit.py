@@ -9,6 +9,7 @@ Every movement is explained by what created it: an order (the workflow:
 spend, refund, earn, pay) or an adjustment (the adjust wizard: grant,
 expire, adjust, top-up).  Nothing else creates, changes or copies them.
 """
+from collections import defaultdict
 from decimal import Decimal
 
 from sql import Literal, Null
@@ -110,13 +111,12 @@ class LedgerMixin(LedgerRecordMixin):
 
     Subclasses set `_ledger` ('credit' or 'wallet', as the adjustments
     name them), `_amount_field` ('points' or 'amount'), `_kind_signs`
-    ({kind: '+', '-' or '±'}) and `_ledger_message`.
+    ({kind: '+', '-' or '±'}) and define `ledger_name()`.
     """
     __slots__ = ()
     _ledger = None
     _amount_field = None
     _kind_signs = {}
-    _ledger_message = None
 
     order = fields.Many2One(
         'course.order', "Order", ondelete='RESTRICT', readonly=True,
@@ -136,6 +136,11 @@ class LedgerMixin(LedgerRecordMixin):
                 Index(t, (t.adjustment, Index.Equality()),
                     where=t.adjustment != Null),
                 })
+
+    @classmethod
+    def ledger_name(cls):
+        "The name of the ledger, as the messages say it"
+        raise NotImplementedError
 
     @classmethod
     def _zero(cls):
@@ -231,11 +236,14 @@ class LedgerMixin(LedgerRecordMixin):
         # Lock first (the call may restart); see lock_rows for the write
         lock_rows(Party, Party.browse(
                 list({p for p, _ in keys if p is not None})))
-        balances = {}
+        by_company = defaultdict(set)
         for party, company in keys:
             if party is not None and company is not None:
-                balances[(party, company)] = cls.get_balances(
-                    [party], company)[party]
+                by_company[company].add(party)
+        balances = {}
+        for company, parties in by_company.items():
+            for party, balance in cls.get_balances(parties, company).items():
+                balances[(party, company)] = balance
         for values in vlist:
             key = (values.get('party'), values['company'])
             if key in balances:  # else required fields missing: refused
@@ -276,7 +284,9 @@ class LedgerMixin(LedgerRecordMixin):
 
     @classmethod
     def _kind_name(cls, kind):
-        return dict(cls._fields['kind'].selection).get(kind, kind)
+        "The kind as the user reads it (translated)"
+        selection = cls.fields_get(['kind'])['kind']['selection']
+        return dict(selection).get(kind, kind)
 
     @classmethod
     def _check_order(cls, movement):
@@ -351,7 +361,7 @@ class LedgerMixin(LedgerRecordMixin):
                 broken_keys.add(key)
         names = {p.id: p.rec_name for p in Party.browse(
                 list({party for party, _ in broken_keys}))}
-        ledger = gettext(cls._ledger_message)
+        ledger = cls.ledger_name()
         return [gettext('course_credit.msg_audit_balance',
                 ledger=ledger, party=names[party], movement=id_,
                 stored=stored, total=total)
@@ -409,7 +419,7 @@ class LedgerMixin(LedgerRecordMixin):
                 list({r[1] for r in rows}))}
         adjustments = {a.id: a.rec_name for a in Adjustment.browse(
                 list({r[5] for r in rows if r[5]}))}
-        ledger = gettext(cls._ledger_message)
+        ledger = cls.ledger_name()
         messages = []
         for (id_, party, kind, value, number, adjustment_id, is_unexplained,
                 is_wrong_origin, is_other_adjustment) in rows:
@@ -466,7 +476,6 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
         'grant': '+', 'earn': '±', 'spend': '-', 'refund': '+',
         'expire': '-', 'adjust': '±',
         }
-    _ledger_message = 'course_credit.msg_ledger_credit'
 
     kind = fields.Selection([
             ('grant', "Grant"),
@@ -491,6 +500,10 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
         cls.__rpc__.update({
                 'audit': RPC(readonly=True),
                 })
+
+    @classmethod
+    def ledger_name(cls):
+        return gettext('course_credit.msg_ledger_credit')
 
     @classmethod
     def _zero(cls):
@@ -596,11 +609,12 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
         problems = []
         for Model, stats in [(cls, credit), (Wallet, wallet)]:
             for kind, (_, _, gains, takes) in stats.items():
-                limit = 2 if kind == 'earn' else 1  # earned, taken back
-                if gains + takes > limit or gains > 1 or takes > 1:
+                # one movement of each kind; an earn may be taken back
+                if gains > 1 or takes > 1 or (
+                        kind != 'earn' and gains + takes > 1):
                     problems.append(gettext(
                             'course_credit.msg_audit_repeated',
-                            ledger=gettext(Model._ledger_message),
+                            ledger=Model.ledger_name(),
                             count=gains + takes,
                             kind=Model._kind_name(kind)))
         spent = credit.get('spend', empty)[1]
@@ -654,7 +668,6 @@ class WalletMovement(LedgerMixin, ModelSQL, ModelView):
     _kind_signs = {
         'topup': '+', 'pay': '-', 'refund': '+', 'adjust': '±',
         }
-    _ledger_message = 'course_credit.msg_ledger_wallet'
 
     kind = fields.Selection([
             ('topup', "Top-up"),
@@ -670,6 +683,10 @@ class WalletMovement(LedgerMixin, ModelSQL, ModelView):
     balance = fields.Numeric(
         "Balance", digits='currency', readonly=True,
         help="The student's wallet balance after this movement.")
+
+    @classmethod
+    def ledger_name(cls):
+        return gettext('course_credit.msg_ledger_wallet')
 
     @classmethod
     def _zero(cls):

@@ -579,6 +579,42 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(counts[0], counts[1], counts)
 
     @with_transaction()
+    def test_create_statements_constant(self):
+        "Recording movements of 1 or 8 students costs the same statements"
+        from trytond import backend
+        from trytond.modules.course_order.tests.tools import StatementCounter
+        pool = Pool()
+        Adjustment = pool.get('course.credit.adjustment')
+        Party = pool.get('party.party')
+        self.catalog()
+        parties = Party.create([{'name': f"P{i}"} for i in range(10)])
+
+        def count(parties):
+            adjustments = Adjustment.create([{
+                        'party': p.id, 'ledger': 'credit', 'kind': 'grant',
+                        'points': 10, 'reason': "test"} for p in parties])
+            Transaction().counter += 1
+            if backend.name == 'sqlite':
+                # SQLite inserts row by row: count the other statements
+                statements = []
+                connection = Transaction().connection
+                connection.set_trace_callback(statements.append)
+                try:
+                    Adjustment.create_movements(adjustments)
+                finally:
+                    connection.set_trace_callback(None)
+                return len(
+                    [s for s in statements if not s.startswith('INSERT')])
+            with StatementCounter() as counter:
+                Adjustment.create_movements(adjustments)
+            return counter.count
+        count(parties[:1])  # warm the caches
+        self.assertEqual(count(parties[1:2]), count(parties[2:]))
+        self.assertEqual(
+            {v['credit_balance'] for v in Party.read(
+                    [p.id for p in parties], ['credit_balance'])}, {10})
+
+    @with_transaction()
     def test_checkout_statements_constant(self):
         "The statements of a checkout with points and wallet do not grow"
         from trytond import backend
@@ -891,7 +927,6 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertRegex(problems[3], r'^Adjustment "Student: Top-up '
             r'100(\.00)?" explains 2 movements instead of one\.$')
         self.assertIn(f"Order {paid.number} (Paid): 2 movements", problems[4])
-
 
     @with_transaction()
     def test_audit_translated(self):
