@@ -17,10 +17,10 @@ demo students, and two orders that use them.
 Everything goes through the ledgers' own rules (the party lock, the balance
 never below zero) and the real checkout.
 
-Idempotent: a grant or top-up is identified by its student and reason, an
-order by its student and course; only what is missing is created, and an
-order is skipped when checkout would refuse it (course owned or pending,
-not enough points or money).
+Idempotent: a grant or top-up is identified by its student, kind and
+reason (the note of its movement), an order by its student and course; only
+what is missing is created, and an order is skipped when checkout would
+refuse it (course owned or pending, not enough points or money).
 """
 from decimal import Decimal
 
@@ -81,13 +81,15 @@ def load():
 
 def adjust(party, ledger, kind, value, reason):
     """Record value (points or money) in party's ledger with the adjust
-    wizard, unless an adjustment of that kind and reason exists"""
-    Adjustment = Model.get('course.credit.adjustment')
-    if Adjustment.find([
+    wizard, unless a movement of that kind and reason is there (the wizard
+    notes the reason on the movement; earlier demos wrote the same note)"""
+    Movement = Model.get(
+        'course.credit.movement' if ledger == 'credit'
+        else 'course.wallet.movement')
+    if Movement.find([
                 ('party', '=', party.id),
-                ('ledger', '=', ledger),
                 ('kind', '=', kind),
-                ('reason', '=', reason),
+                ('note', '=', reason),
                 ], limit=1):
         return
     wizard = Wizard('course.credit.adjust', [party])

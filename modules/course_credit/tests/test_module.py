@@ -580,7 +580,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
 
     @with_transaction()
     def test_create_statements_constant(self):
-        "Recording movements of 1 or 8 students costs the same statements"
+        "Recording movements of 2 or 7 students costs the same statements"
         from trytond import backend
         from trytond.modules.course_order.tests.tools import StatementCounter
         pool = Pool()
@@ -609,7 +609,8 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                 Adjustment.create_movements(adjustments)
             return counter.count
         count(parties[:1])  # warm the caches
-        self.assertEqual(count(parties[1:2]), count(parties[2:]))
+        # (from 2 rows trytond inserts them in one statement on PostgreSQL)
+        self.assertEqual(count(parties[1:3]), count(parties[3:]))
         self.assertEqual(
             {v['credit_balance'] for v in Party.read(
                     [p.id for p in parties], ['credit_balance'])}, {10})
@@ -906,7 +907,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         def insert(Model, **values):
             table = Model.__table__()
             row = {'party': cat.student.id, 'company': cat.company.id,
-                'date': paid.paid_at, **values}
+                'date': paid.paid_at, 'user': 0, **values}
             cursor = Transaction().connection.cursor()
             cursor.execute(*table.insert(
                     [getattr(table, c) for c in row], [list(row.values())]))

@@ -266,9 +266,9 @@ class CreditRPCTestCase(RPCTestMixin, unittest.TestCase):
             cursor = Transaction().connection.cursor()
             cursor.execute(*table.insert(
                     [table.party, table.company, table.kind, table.points,
-                        table.balance, table.date],
+                        table.balance, table.date, table.user],
                     [[party.id, company, 'earn', 500, 500,
-                            Credit.default_date()]]))
+                            Credit.default_date(), 0]]))
             return party.id
 
         def remove(parties):
