@@ -4,84 +4,68 @@ Each movement stores the balance of its (party, company) ledger after it.
 Movements of a student are created under a lock of the student's party row
 (course_order's checkout takes the same lock), so the stored balances form
 a chain that the audit can verify and the balance never goes below zero.
+
+Every movement is explained by what created it: an order (the workflow:
+spend, refund, earn, pay) or an adjustment (the adjust wizard: grant,
+expire, adjust, top-up).  Nothing else creates, changes or copies them.
 """
-import datetime as dt
 from collections import defaultdict
 from decimal import Decimal
 
-from sql import Null
+from sql import Literal, Null
 from sql.aggregate import Sum
+from sql.conditionals import Case
 
-from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
-from trytond.modules.course.tools import lock_rows
-from trytond.pool import Pool, PoolMeta
-from trytond.pyson import Bool, Eval, If
+from trytond.modules.course.tools import in_max, lock_rows, now
+from trytond.pool import Pool
+from trytond.pyson import Eval
 from trytond.rpc import RPC
 from trytond.tools import grouped_slice, reduce_ids
-from trytond.transaction import Transaction
-from trytond.wizard import Button, StateTransition, StateView, Wizard
+from trytond.transaction import Transaction, without_check_access
 
-from .exceptions import BalanceError, LedgerError, MovementValidationError
+from .exceptions import (
+    AuditAccessError, BalanceError, LedgerError, MovementValidationError)
+from .tools import is_course_admin
 
-
-def in_max():
-    "How many ids to put in one query"
-    return backend.MAX_QUERY_PARAMS
-
-
-def now():
-    "The current UTC datetime (naive, as Tryton stores datetimes)"
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-_CREATE_ONLY = {'readonly': Eval('id', -1) >= 0}
+# The kinds of each ledger that an adjustment (the wizard) records; the
+# other kinds come from an order.
+ADJUSTMENT_KINDS = {
+    'credit': ('grant', 'expire', 'adjust'),
+    'wallet': ('topup', 'adjust'),
+    }
+# The order states in which an order has been paid
+PAID_STATES = {'paid', 'refunding', 'refunded'}
 
 
-class LedgerMixin(CompanyMixin):
-    """An append-only ledger of signed movements per student.
+class LedgerRecordMixin(CompanyMixin):
+    """A record of a student's ledgers (a movement, an adjustment): of a
+    student in a company, dated, with who recorded it.
 
-    Subclasses set `_amount_field` ('points' or 'amount'), `_kind_signs`
-    ({kind: '+', '-' or '±'}) and `_order_kinds` (kinds that need an order).
-    """
+    Only server code creates them (the order workflow, the adjust wizard)
+    and nobody writes, deletes or copies them."""
     __slots__ = ()
-    _amount_field = None
-    _kind_signs = {}
-    _order_kinds = set()
-    _ledger_message = None
-
     party = fields.Many2One(
         'party.party', "Student", required=True, ondelete='RESTRICT',
-        states=_CREATE_ONLY,
+        readonly=True,
         context={'company': Eval('company', -1)}, depends={'company'})
-    order = fields.Many2One(
-        'course.order', "Order", ondelete='RESTRICT',
-        domain=[If(Bool(Eval('order')),
-                [('party', '=', Eval('party', -1)),
-                    ('company', '=', Eval('company', -1))],
-                [])],
-        states=_CREATE_ONLY,
-        help="The order that caused the movement.")
-    note = fields.Char("Note", states=_CREATE_ONLY)
-    date = fields.DateTime("Date", required=True, states=_CREATE_ONLY)
+    date = fields.DateTime("Date", required=True, readonly=True)
     user = fields.Many2One(
-        'res.user', "User", readonly=True, ondelete='RESTRICT',
-        help="Who recorded the movement.")
+        'res.user', "Recorded By", required=True, readonly=True,
+        ondelete='RESTRICT', help="Who recorded it.")
 
     @classmethod
     def __setup__(cls):
         super().__setup__()
         cls._order = [('date', 'DESC'), ('id', 'DESC')]
-        cls.company.states = _CREATE_ONLY
+        cls.company.readonly = True
         t = cls.__table__()
-        cls._sql_indexes.update({
-                Index(t,
-                    (t.party, Index.Equality()),
-                    (t.company, Index.Equality())),
-                Index(t, (t.order, Index.Equality()), where=t.order != Null),
-                })
+        cls._sql_indexes.add(
+            Index(t,
+                (t.party, Index.Equality()),
+                (t.company, Index.Equality())))
 
     @classmethod
     def default_date(cls):
@@ -92,6 +76,73 @@ class LedgerMixin(CompanyMixin):
         return Transaction().user
 
     @classmethod
+    def create(cls, vlist):
+        # A user's call through RPC, whatever their groups, is refused
+        # before anything else (the ledgers lock the students)
+        if Transaction().check_access:
+            raise LedgerError(gettext('course_credit.msg_ledger_external'))
+        return super().create(cls._prepare_create(vlist))
+
+    @classmethod
+    def _prepare_create(cls, vlist):
+        "Return the values to insert, refusing those that cannot be"
+        return vlist
+
+    @classmethod
+    def copy(cls, records, default=None):
+        if records:
+            raise LedgerError(gettext(
+                    'course_credit.msg_ledger_copy',
+                    record=records[0].rec_name))
+        return []
+
+    @classmethod
+    def check_modification(cls, mode, records, values=None, external=False):
+        super().check_modification(
+            mode, records, values=values, external=external)
+        if mode in {'write', 'delete'} and records:
+            raise LedgerError(gettext(
+                    'course_credit.msg_ledger_immutable',
+                    record=records[0].rec_name))
+
+
+class LedgerMixin(LedgerRecordMixin):
+    """An append-only ledger of signed movements per student.
+
+    Subclasses set `_ledger` ('credit' or 'wallet', as the adjustments
+    name them), `_amount_field` ('points' or 'amount'), `_kind_signs`
+    ({kind: '+', '-' or '±'}) and define `ledger_name()`.
+    """
+    __slots__ = ()
+    _ledger = None
+    _amount_field = None
+    _kind_signs = {}
+
+    order = fields.Many2One(
+        'course.order', "Order", ondelete='RESTRICT', readonly=True,
+        help="The order that caused the movement.")
+    adjustment = fields.Many2One(
+        'course.credit.adjustment', "Adjustment", ondelete='RESTRICT',
+        readonly=True,
+        help="The staff adjustment that recorded the movement.")
+    note = fields.Char("Note", readonly=True)
+
+    @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        t = cls.__table__()
+        cls._sql_indexes.update({
+                Index(t, (t.order, Index.Equality()), where=t.order != Null),
+                Index(t, (t.adjustment, Index.Equality()),
+                    where=t.adjustment != Null),
+                })
+
+    @classmethod
+    def ledger_name(cls):
+        "The name of the ledger, as the messages say it"
+        raise NotImplementedError
+
+    @classmethod
     def _zero(cls):
         raise NotImplementedError
 
@@ -100,10 +151,28 @@ class LedgerMixin(CompanyMixin):
         "Return a database value (a sum) as a points or money value"
         raise NotImplementedError
 
+    @classmethod
+    def _adjustment_kinds(cls):
+        return ADJUSTMENT_KINDS[cls._ledger]
+
+    @classmethod
+    def of_order(cls, order, kind, value, note=None):
+        """Return a movement (unsaved) of kind and value for order, noted
+        with the order's number unless note is given"""
+        if note is None:
+            note = gettext('course_credit.msg_note_order', order=order.number)
+        return cls(
+            party=order.party, company=order.company, order=order,
+            kind=kind, note=note, **{cls._amount_field: value})
+
+    @property
+    def value(self):
+        "The signed points or amount of the movement (None when not set)"
+        return getattr(self, self._amount_field, None)
+
     def get_rec_name(self, name):
         return '%s %s %s' % (
-            self.party.rec_name, self.kind_string,
-            getattr(self, self._amount_field))
+            self.party.rec_name, self.kind_string, self.value)
 
     # ---- Balances ---------------------------------------------------------
 
@@ -146,127 +215,128 @@ class LedgerMixin(CompanyMixin):
         return result
 
     @classmethod
-    def create(cls, vlist):
-        """Record the movements after the running balance of each ledger.
+    def _prepare_create(cls, vlist):
+        """Check the movements, then record each one's running balance.
 
-        The students are locked first (a no-op when the caller, like the
-        checkout, holds the lock already): two transactions cannot both read
-        the old balance, and a movement that would take a balance below zero
-        is refused.
+        Everything is checked before the rows are written, so a refused
+        movement never sits in the table, even for a caller that catches
+        the error and goes on.  The students are locked first (a no-op when
+        the caller, like the checkout, holds the lock already): two
+        transactions cannot both read the old balance.
         """
         pool = Pool()
         Party = pool.get('party.party')
-        Company = pool.get('company.company')
         vlist = [v.copy() for v in vlist]
         default_company = cls.default_company()
         for values in vlist:
             if values.get('company') is None:
                 values['company'] = default_company
-        parties = {v['party'] for v in vlist if v.get('party') is not None}
+        cls.check_kind(cls._unsaved(vlist))
+        keys = {(v.get('party'), v['company']) for v in vlist}
         # Lock first (the call may restart); see lock_rows for the write
-        lock_rows(Party, Party.browse(list(parties)))
+        lock_rows(Party, Party.browse(
+                list({p for p, _ in keys if p is not None})))
         by_company = defaultdict(set)
-        for values in vlist:
-            if values.get('party') is not None and values['company']:
-                by_company[values['company']].add(values['party'])
+        for party, company in keys:
+            if party is not None and company is not None:
+                by_company[company].add(party)
         balances = {}
-        for company, company_parties in by_company.items():
-            for party, balance in cls.get_balances(
-                    company_parties, company).items():
+        for company, parties in by_company.items():
+            for party, balance in cls.get_balances(parties, company).items():
                 balances[(party, company)] = balance
         for values in vlist:
             key = (values.get('party'), values['company'])
-            if key not in balances:
-                continue  # required fields missing: refused by the ORM
-            amount = cls._normalize(
-                values.get(cls._amount_field) or cls._zero(),
-                Company(key[1]))
-            if values.get(cls._amount_field) is not None:
-                values[cls._amount_field] = amount
-            # The kind first: a wrong movement is not a balance problem
-            cls._check_sign(values.get('kind'), amount)
-            if values.get('kind') in cls._order_kinds and not values.get(
-                    'order'):
-                cls._raise_order_required(values['kind'])
-            balance = balances[key] + amount
-            if balance < 0:
-                cls._raise_short(
-                    Party(key[0]), Company(key[1]), balances[key], -amount)
-            values['balance'] = balances[key] = balance
-        return super().create(vlist)
+            if key in balances:  # else required fields missing: refused
+                balances[key] += values[cls._amount_field]
+                values['balance'] = balances[key]
+        cls.check_balance(cls._unsaved(vlist))
+        return vlist
 
     @classmethod
-    def _raise_short(cls, party, company, balance, amount):
-        raise NotImplementedError
+    def _unsaved(cls, vlist):
+        "The movements of vlist as records, to check them before writing"
+        fields = ['party', 'company', 'kind', cls._amount_field, 'order',
+            'adjustment', 'balance']
+        return [cls(**{**dict.fromkeys(fields), **v}) for v in vlist]
 
     @classmethod
-    def _normalize(cls, amount, company):
-        "Return amount as stored in the ledger of company"
-        return amount
-
-    @classmethod
-    def check_modification(cls, mode, movements, values=None, external=False):
-        super().check_modification(
-            mode, movements, values=values, external=external)
-        if mode in {'write', 'delete'}:
-            raise LedgerError(gettext(
-                    'course_credit.msg_movement_immutable',
-                    movement=movements[0].rec_name if movements else ''))
-
-    @classmethod
-    def copy(cls, movements, default=None):
-        "A copy is a new movement of now, checked against the balance"
-        default = default.copy() if default is not None else {}
-        default.setdefault('date', now())
-        default.setdefault('user', Transaction().user)
-        default.setdefault('balance', None)
-        return super().copy(movements, default=default)
-
-    @classmethod
-    def validate_fields(cls, movements, field_names):
-        super().validate_fields(movements, field_names)
-        cls.check_kind(movements)
+    def check_kind(cls, movements):
+        "The sign and the origin (order or adjustment) follow the kind"
+        for movement in movements:
+            cls._check_sign(movement.kind, movement.value)
+            if movement.kind in cls._adjustment_kinds():
+                cls._check_adjustment(movement)
+            else:
+                cls._check_order(movement)
 
     @classmethod
     def _check_sign(cls, kind, value):
         sign = cls._kind_signs.get(kind, '±')
         if (not value or (sign == '+' and value < 0)
                 or (sign == '-' and value > 0)):
-            kinds = dict(cls._fields['kind'].selection)
             raise MovementValidationError(gettext(
                     'course_credit.msg_movement_sign',
-                    kind=kinds.get(kind, kind), value=value,
+                    kind=cls._kind_name(kind), value=value,
                     sign={'+': gettext('course_credit.msg_positive'),
                         '-': gettext('course_credit.msg_negative'),
                         '±': gettext('course_credit.msg_not_zero'),
                         }[sign]))
 
     @classmethod
-    def _raise_order_required(cls, kind):
-        kinds = dict(cls._fields['kind'].selection)
-        raise MovementValidationError(gettext(
-                'course_credit.msg_movement_order_required',
-                kind=kinds.get(kind, kind)))
+    def _kind_name(cls, kind):
+        "The kind as the user reads it (translated)"
+        selection = cls.fields_get(['kind'])['kind']['selection']
+        return dict(selection).get(kind, kind)
 
     @classmethod
-    def check_kind(cls, movements):
-        "The sign of the amount and the order follow the kind"
+    def _check_order(cls, movement):
+        if not movement.order or movement.adjustment:
+            raise MovementValidationError(gettext(
+                    'course_credit.msg_movement_order_required',
+                    kind=cls._kind_name(movement.kind)))
+        if (movement.order.party != movement.party
+                or movement.order.company != movement.company):
+            raise MovementValidationError(gettext(
+                    'course_credit.msg_movement_order_party',
+                    order=movement.order.rec_name,
+                    party=movement.party.rec_name))
+
+    @classmethod
+    def _check_adjustment(cls, movement):
+        if not movement.adjustment or movement.order:
+            raise MovementValidationError(gettext(
+                    'course_credit.msg_movement_adjustment_required',
+                    kind=cls._kind_name(movement.kind)))
+        if not movement.adjustment.explains(movement):
+            raise MovementValidationError(gettext(
+                    'course_credit.msg_movement_adjustment_mismatch',
+                    movement=movement.get_rec_name(None),
+                    adjustment=movement.adjustment.rec_name))
+
+    @classmethod
+    def check_balance(cls, movements):
+        "A movement never takes its ledger below zero"
         for movement in movements:
-            cls._check_sign(
-                movement.kind, getattr(movement, cls._amount_field))
-            if movement.kind in cls._order_kinds and not movement.order:
-                cls._raise_order_required(movement.kind)
-            if movement.order and (movement.order.party != movement.party
-                    or movement.order.company != movement.company):
-                raise MovementValidationError(gettext(
-                        'course_credit.msg_movement_order_party',
-                        order=movement.order.rec_name,
-                        party=movement.party.rec_name))
+            if movement.balance is not None and movement.balance < 0:
+                cls._raise_short(
+                    movement.party, movement.company,
+                    movement.balance - movement.value, -movement.value)
+
+    @classmethod
+    def _raise_short(cls, party, company, balance, amount):
+        raise NotImplementedError
 
     # ---- Audit ------------------------------------------------------------
 
     @classmethod
-    def _audit_chain(cls):
+    def _where_companies(cls, table, companies):
+        "The SQL condition of the rows of table in companies (None: all)"
+        if companies is None:
+            return Literal(True)
+        return table.company.in_(companies)
+
+    @classmethod
+    def _audit_chain(cls, companies):
         """Return the disagreements of the stored balances with the sum of
         the movements, and balances below zero, one per ledger at most"""
         pool = Pool()
@@ -276,6 +346,7 @@ class LedgerMixin(CompanyMixin):
         amount = getattr(table, cls._amount_field)
         cursor.execute(*table.select(
                 table.id, table.party, table.company, amount, table.balance,
+                where=cls._where_companies(table, companies),
                 order_by=[table.company.asc, table.party.asc, table.id.asc]))
         running, broken, broken_keys = {}, [], set()
         for id_, party, company, value, balance in cursor:
@@ -290,23 +361,121 @@ class LedgerMixin(CompanyMixin):
                 broken_keys.add(key)
         names = {p.id: p.rec_name for p in Party.browse(
                 list({party for party, _ in broken_keys}))}
-        ledger = gettext(cls._ledger_message)
+        ledger = cls.ledger_name()
         return [gettext('course_credit.msg_audit_balance',
                 ledger=ledger, party=names[party], movement=id_,
                 stored=stored, total=total)
             for (party, _), id_, stored, total in broken]
 
+    @classmethod
+    def _audit_origins(cls, companies):
+        """Return the movements that no order or adjustment explains: none
+        of them, both, a kind that does not come from its origin, an
+        adjustment that recorded something else, an order of another
+        student or company"""
+        pool = Pool()
+        Adjustment = pool.get('course.credit.adjustment')
+        Order = pool.get('course.order')
+        Party = pool.get('party.party')
+        movement = cls.__table__()
+        adjustment = Adjustment.__table__()
+        order = Order.__table__()
+        cursor = Transaction().connection.cursor()
+        amount = getattr(movement, cls._amount_field)
+        adjusted = getattr(adjustment, cls._amount_field)
+        by_adjustment = list(cls._adjustment_kinds())
+        by_order = [k for k in cls._kind_signs if k not in by_adjustment]
+        unexplained = (movement.order == Null) & (movement.adjustment == Null)
+        wrong_origin = ~(
+            (movement.kind.in_(by_adjustment)
+                & (movement.adjustment != Null) & (movement.order == Null))
+            | (movement.kind.in_(by_order)
+                & (movement.order != Null) & (movement.adjustment == Null)))
+        other_adjustment = (adjustment.id != Null) & (
+            (adjustment.party != movement.party)
+            | (adjustment.company != movement.company)
+            | (adjustment.ledger != cls._ledger)
+            | (adjustment.kind != movement.kind)
+            | (adjusted == Null) | (adjusted != amount))
+        other_order = (order.id != Null) & (
+            (order.party != movement.party)
+            | (order.company != movement.company))
+        query = movement.join(adjustment, 'LEFT',
+            condition=movement.adjustment == adjustment.id
+            ).join(order, 'LEFT',
+            condition=movement.order == order.id
+            ).select(
+                movement.id, movement.party, movement.kind, amount,
+                order.number, movement.adjustment,
+                Case((unexplained, 1), else_=0),
+                Case((wrong_origin, 1), else_=0),
+                Case((other_adjustment, 1), else_=0),
+                where=cls._where_companies(movement, companies) & (
+                    wrong_origin | other_adjustment | other_order),
+                order_by=[movement.id.asc])
+        cursor.execute(*query)
+        rows = cursor.fetchall()
+        parties = {p.id: p.rec_name for p in Party.browse(
+                list({r[1] for r in rows}))}
+        adjustments = {a.id: a.rec_name for a in Adjustment.browse(
+                list({r[5] for r in rows if r[5]}))}
+        ledger = cls.ledger_name()
+        messages = []
+        for (id_, party, kind, value, number, adjustment_id, is_unexplained,
+                is_wrong_origin, is_other_adjustment) in rows:
+            names = {
+                'ledger': ledger, 'party': parties[party], 'movement': id_,
+                'kind': cls._kind_name(kind), 'amount': cls._convert(value),
+                }
+            if is_unexplained:
+                message = 'course_credit.msg_audit_unexplained'
+            elif is_wrong_origin:
+                message = 'course_credit.msg_audit_origin'
+                names['origin'] = ', '.join(filter(None, [
+                            number, adjustments.get(adjustment_id)]))
+            elif is_other_adjustment:
+                message = 'course_credit.msg_audit_adjustment'
+                names['adjustment'] = adjustments[adjustment_id]
+            else:
+                message = 'course_credit.msg_audit_order_party'
+                names['order'] = number
+            messages.append(gettext(message, **names))
+        return messages
+
+    @classmethod
+    def _order_stats(cls, companies):
+        """Return {order id: {kind: (gained, taken, gains, takes)}}: the sums
+        and the numbers of the positive and the negative movements"""
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        amount = getattr(table, cls._amount_field)
+        positive, negative = amount > 0, amount < 0
+        cursor.execute(*table.select(
+                table.order, table.kind,
+                Sum(Case((positive, amount), else_=0)),
+                Sum(Case((negative, amount), else_=0)),
+                Sum(Case((positive, 1), else_=0)),
+                Sum(Case((negative, 1), else_=0)),
+                where=(table.order != Null)
+                & cls._where_companies(table, companies),
+                group_by=[table.order, table.kind]))
+        result = {}
+        for order, kind, gained, taken, gains, takes in cursor:
+            result.setdefault(order, {})[kind] = (
+                cls._convert(gained), -cls._convert(taken),
+                int(gains), int(takes))
+        return result
+
 
 class CreditMovement(LedgerMixin, ModelSQL, ModelView):
     "Credit Movement"
     __name__ = 'course.credit.movement'
+    _ledger = 'credit'
     _amount_field = 'points'
     _kind_signs = {
         'grant': '+', 'earn': '±', 'spend': '-', 'refund': '+',
         'expire': '-', 'adjust': '±',
         }
-    _order_kinds = {'spend', 'refund'}
-    _ledger_message = 'course_credit.msg_ledger_credit'
 
     kind = fields.Selection([
             ('grant', "Grant"),
@@ -315,10 +484,10 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
             ('refund', "Refund"),
             ('expire', "Expire"),
             ('adjust', "Adjustment"),
-            ], "Kind", required=True, states=_CREATE_ONLY, sort=False)
+            ], "Kind", required=True, readonly=True, sort=False)
     kind_string = kind.translated('kind')
     points = fields.Integer(
-        "Points", required=True, states=_CREATE_ONLY,
+        "Points", required=True, readonly=True,
         help="Positive when the student gains points, negative when they "
         "are taken.")
     balance = fields.Integer(
@@ -331,6 +500,10 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
         cls.__rpc__.update({
                 'audit': RPC(readonly=True),
                 })
+
+    @classmethod
+    def ledger_name(cls):
+        return gettext('course_credit.msg_ledger_credit')
 
     @classmethod
     def _zero(cls):
@@ -348,126 +521,172 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
 
     @classmethod
     def audit(cls):
-        """Check both ledgers: every stored balance against the sum of the
-        movements (never below zero), and every order's movements against
-        its state.  Return the disagreements as a list of texts (empty when
-        all agree)."""
+        """Check both ledgers and return the disagreements as a list of
+        texts (empty when all agree): every stored balance against the sum
+        of the movements (never below zero), every movement against the
+        order or adjustment that explains it, every adjustment against its
+        movement and every order's movements against its state and amounts.
+
+        Over RPC: for Course Administration only, on the caller's
+        companies."""
         pool = Pool()
         Wallet = pool.get('course.wallet.movement')
-        return (cls._audit_chain() + Wallet._audit_chain()
-            + cls._audit_orders())
+        Adjustment = pool.get('course.credit.adjustment')
+        companies = cls._audit_companies()
+        if companies == []:
+            return []
+        with without_check_access():
+            return (cls._audit_chain(companies)
+                + Wallet._audit_chain(companies)
+                + cls._audit_origins(companies)
+                + Wallet._audit_origins(companies)
+                + Adjustment.audit_movements(companies)
+                + cls._audit_orders(companies))
 
     @classmethod
-    def _audit_orders(cls):
+    def _audit_companies(cls):
+        """Return the companies a user's call may audit, refusing those not
+        in Course Administration; None (all) for server code"""
+        User = Pool().get('res.user')
+        if not Transaction().check_access:
+            return None
+        if not is_course_admin():
+            raise AuditAccessError(gettext('course_credit.msg_audit_access'))
+        return list(User.get_companies())
+
+    @classmethod
+    def _audit_orders(cls, companies):
         "Return the orders whose credit or wallet movements do not fit"
         pool = Pool()
         Order = pool.get('course.order')
         Discount = pool.get('course.order.discount')
         Wallet = pool.get('course.wallet.movement')
         cursor = Transaction().connection.cursor()
-        totals = {}
-        for Model in [cls, Wallet]:
-            table = Model.__table__()
-            amount = getattr(table, Model._amount_field)
-            cursor.execute(*table.select(
-                    table.order, table.kind, Sum(amount),
-                    where=table.order != Null,
-                    group_by=[table.order, table.kind]))
-            for order, kind, total in cursor:
-                totals.setdefault(order, {}).setdefault(Model, {})[kind] = (
-                    Model._convert(total))
+        credit_stats = cls._order_stats(companies)
+        wallet_stats = Wallet._order_stats(companies)
         discount = Discount.__table__()
         cursor.execute(*discount.select(
                 discount.order, Sum(discount.amount),
                 where=discount.kind == 'credit',
                 group_by=[discount.order]))
-        credit_discounts = {o: a for o, a in cursor}
+        discounts = dict(cursor)
         order = Order.__table__()
-        cursor.execute(*order.select(
-                order.id, where=order.pay_method == 'wallet'))
-        ids = set(totals) | set(credit_discounts) | {i for i, in cursor}
+        where = cls._where_companies(order, companies)
+        # The orders without movements that should have some
+        cursor.execute(*order.select(order.id, where=where & (
+                    (order.pay_method == 'wallet')
+                    | (order.state.in_(list(PAID_STATES))
+                        & (order.credit_earn_rate > 0)))))
+        ids = (set(credit_stats) | set(wallet_stats) | set(discounts)
+            | {i for i, in cursor})
+        states = dict(Order.fields_get(['state'])['state']['selection'])
         messages = []
         for sub_ids in grouped_slice(sorted(ids), in_max()):
-            cursor.execute(*order.select(
-                    order.id, order.number, order.state, order.pay_method,
-                    order.payable_amount,
-                    where=reduce_ids(order.id, sub_ids)))
-            for id_, number, state, method, payable in cursor.fetchall():
-                credit = totals.get(id_, {}).get(cls, {})
-                wallet = totals.get(id_, {}).get(Wallet, {})
-                messages.extend(cls._audit_order(
-                        number, state, method, Decimal(str(payable or 0)),
-                        credit, wallet, id_ in credit_discounts))
+            for record in Order.browse(sub_ids):
+                if companies is not None and (
+                        record.company.id not in companies):
+                    continue
+                problems = cls._audit_order(
+                    record, credit_stats.get(record.id, {}),
+                    wallet_stats.get(record.id, {}),
+                    discounts.get(record.id))
+                messages.extend(gettext(
+                        'course_credit.msg_audit_order',
+                        order=record.number,
+                        state=states.get(record.state, record.state),
+                        problem=p) for p in problems)
         return messages
 
     @classmethod
-    def _audit_order(
-            cls, number, state, method, payable, credit, wallet,
-            has_discount):
-        "Return the disagreements of one order"
-        messages = []
-
-        def report(text, **kwargs):
-            messages.append(gettext(
-                    'course_credit.msg_audit_order', order=number,
-                    state=state, problem=text % kwargs))
-        spent = -credit.get('spend', 0)
-        refunded = credit.get('refund', 0)
-        earned = credit.get('earn', 0)
-        if bool(spent) != has_discount:
-            report("credit discount %(discount)s, %(spent)s points spent",
-                discount='yes' if has_discount else 'none', spent=spent)
-        if state in {'cancelled', 'expired', 'refunded'}:
-            if refunded != spent:
-                report("%(spent)s points spent, %(refunded)s refunded",
-                    spent=spent, refunded=refunded)
-        elif refunded:
-            report("%(refunded)s points refunded", refunded=refunded)
-        if earned < 0 or (earned and state in {
-                    'unpaid', 'cancelled', 'expired'}):
-            report("%(earned)s points earned", earned=earned)
-        net = sum(wallet.values(), Decimal(0))
-        if method == 'wallet' and state in {'paid', 'refunding'}:
-            expected = -payable
+    def _audit_order(cls, order, credit, wallet, discount):
+        """Return the problems of one order with its movements: credit and
+        wallet are {kind: (gained, taken, gains, takes)}, discount the sum
+        of its credit discounts (None without)"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Wallet = pool.get('course.wallet.movement')
+        empty = (0, 0, 0, 0)
+        problems = []
+        for Model, stats in [(cls, credit), (Wallet, wallet)]:
+            for kind, (_, _, gains, takes) in stats.items():
+                # one movement of each kind; an earn may be taken back
+                if gains > 1 or takes > 1 or (
+                        kind != 'earn' and gains + takes > 1):
+                    problems.append(gettext(
+                            'course_credit.msg_audit_repeated',
+                            ledger=Model.ledger_name(),
+                            count=gains + takes,
+                            kind=Model._kind_name(kind)))
+        spent = credit.get('spend', empty)[1]
+        ratio = order.credit_ratio
+        expected = int(Decimal(str(discount or 0)) * ratio)
+        if spent != expected:
+            problems.append(gettext(
+                    'course_credit.msg_audit_credit_discount',
+                    points=spent, discount=discount or 0,
+                    expected=expected, ratio=ratio))
+        refunded = credit.get('refund', empty)[0]
+        if order.state in {'cancelled', 'expired', 'refunded'}:
+            given_back = spent
+        else:
+            given_back = 0
+        if refunded != given_back:
+            problems.append(gettext(
+                    'course_credit.msg_audit_credit_refund',
+                    spent=spent, refunded=refunded, expected=given_back))
+        earned, taken = credit.get('earn', empty)[:2]
+        expected = (Order.credit_to_earn(order)
+            if order.state in PAID_STATES else 0)
+        if earned != expected:
+            problems.append(gettext(
+                    'course_credit.msg_audit_credit_earn',
+                    earned=earned, expected=expected,
+                    amount=order.payable_amount,
+                    rate=order.credit_earn_rate.normalize(), ratio=ratio))
+        if taken > (earned if order.state == 'refunded' else 0):
+            problems.append(gettext(
+                    'course_credit.msg_audit_credit_taken_back',
+                    taken=taken, earned=earned))
+        net = sum((g - t for g, t, _, _ in wallet.values()), Decimal(0))
+        if order.pay_method == 'wallet' and order.state in {
+                'paid', 'refunding'}:
+            expected = -order.payable_amount
         else:
             expected = Decimal(0)
         if net != expected:
-            report("wallet movements %(net)s, expected %(expected)s",
-                net=net, expected=expected)
-        return messages
+            problems.append(gettext(
+                    'course_credit.msg_audit_wallet',
+                    net=net, expected=expected))
+        return problems
 
 
 class WalletMovement(LedgerMixin, ModelSQL, ModelView):
     "Wallet Movement"
     __name__ = 'course.wallet.movement'
+    _ledger = 'wallet'
     _amount_field = 'amount'
     _kind_signs = {
         'topup': '+', 'pay': '-', 'refund': '+', 'adjust': '±',
         }
-    _order_kinds = {'pay', 'refund'}
-    _ledger_message = 'course_credit.msg_ledger_wallet'
 
     kind = fields.Selection([
             ('topup', "Top-up"),
             ('pay', "Payment"),
             ('refund', "Refund"),
             ('adjust', "Adjustment"),
-            ], "Kind", required=True, states=_CREATE_ONLY, sort=False)
+            ], "Kind", required=True, readonly=True, sort=False)
     kind_string = kind.translated('kind')
-    currency = fields.Function(
-        fields.Many2One('currency.currency', "Currency"),
-        'on_change_with_currency')
     amount = fields.Numeric(
-        "Amount", digits='currency', required=True, states=_CREATE_ONLY,
+        "Amount", digits='currency', required=True, readonly=True,
         help="In the company currency; positive when money goes into the "
         "wallet, negative when it is taken.")
     balance = fields.Numeric(
         "Balance", digits='currency', readonly=True,
         help="The student's wallet balance after this movement.")
 
-    @fields.depends('company')
-    def on_change_with_currency(self, name=None):
-        return self.company.currency if self.company else None
+    @classmethod
+    def ledger_name(cls):
+        return gettext('course_credit.msg_ledger_wallet')
 
     @classmethod
     def _zero(cls):
@@ -487,11 +706,14 @@ class WalletMovement(LedgerMixin, ModelSQL, ModelView):
         return Decimal(value)
 
     @classmethod
-    def _normalize(cls, amount, company):
-        # 500 is stored as 500.00; more digits are refused by check_kind
-        amount = Decimal(amount)
-        rounded = company.currency.round(amount)
-        return rounded if rounded == amount else amount
+    def check_kind(cls, movements):
+        super().check_kind(movements)
+        for movement in movements:
+            currency = movement.company.currency
+            if movement.amount != currency.round(movement.amount):
+                raise MovementValidationError(gettext(
+                        'course_credit.msg_wallet_amount_digits',
+                        amount=movement.amount, currency=currency.rec_name))
 
     @classmethod
     def _raise_short(cls, party, company, balance, amount):
@@ -500,201 +722,3 @@ class WalletMovement(LedgerMixin, ModelSQL, ModelView):
                 party=party.rec_name,
                 balance=company.currency.round(balance),
                 amount=company.currency.round(amount)))
-
-    @classmethod
-    def _check_sign(cls, kind, value):
-        sign = cls._kind_signs.get(kind, '±')
-        if (not value or (sign == '+' and value < 0)
-                or (sign == '-' and value > 0)):
-            kinds = dict(cls._fields['kind'].selection)
-            raise MovementValidationError(gettext(
-                    'course_credit.msg_movement_sign',
-                    kind=kinds.get(kind, kind), value=value,
-                    sign={'+': gettext('course_credit.msg_positive'),
-                        '-': gettext('course_credit.msg_negative'),
-                        '±': gettext('course_credit.msg_not_zero'),
-                        }[sign]))
-
-    @classmethod
-    def check_kind(cls, movements):
-        super().check_kind(movements)
-        for movement in movements:
-            if movement.amount != movement.currency.round(movement.amount):
-                raise MovementValidationError(gettext(
-                        'course_credit.msg_wallet_amount_digits',
-                        amount=movement.amount))
-
-
-class Party(metaclass=PoolMeta):
-    __name__ = 'party.party'
-    credit_balance = fields.Function(fields.Integer(
-            "Credit Balance",
-            help="The sum of the credit movements (in the current company)."),
-        'get_ledger_balance')
-    wallet_currency = fields.Function(fields.Many2One(
-            'currency.currency', "Wallet Currency"), 'get_wallet_currency')
-    wallet_balance = fields.Function(fields.Numeric(
-            "Wallet Balance", digits='wallet_currency',
-            help="The sum of the wallet movements (in the current company)."),
-        'get_ledger_balance')
-    credit_movements = fields.One2Many(
-        'course.credit.movement', 'party', "Credit Movements", readonly=True)
-    wallet_movements = fields.One2Many(
-        'course.wallet.movement', 'party', "Wallet Movements", readonly=True)
-
-    @classmethod
-    def get_ledger_balance(cls, parties, names):
-        pool = Pool()
-        Credit = pool.get('course.credit.movement')
-        Wallet = pool.get('course.wallet.movement')
-        company = Transaction().context.get('company')
-        result = {}
-        if 'credit_balance' in names:
-            result['credit_balance'] = Credit.get_balances(parties, company)
-        if 'wallet_balance' in names:
-            result['wallet_balance'] = Wallet.get_balances(parties, company)
-        return result
-
-    @classmethod
-    def get_wallet_currency(cls, parties, name):
-        Company = Pool().get('company.company')
-        company = Transaction().context.get('company')
-        currency = Company(company).currency.id if company else None
-        return dict.fromkeys([p.id for p in parties], currency)
-
-    @classmethod
-    def copy(cls, parties, default=None):
-        default = default.copy() if default is not None else {}
-        default.setdefault('credit_movements', None)
-        default.setdefault('wallet_movements', None)
-        return super().copy(parties, default=default)
-
-
-class AdjustStart(ModelView):
-    "Adjust Credit or Wallet"
-    __name__ = 'course.credit.adjust.start'
-    party = fields.Many2One(
-        'party.party', "Student", required=True,
-        context={'company': Eval('company', -1)}, depends={'company'})
-    company = fields.Many2One('company.company', "Company", required=True)
-    ledger = fields.Selection([
-            ('credit', "Credit Points"),
-            ('wallet', "Wallet"),
-            ], "Ledger", required=True)
-    kind = fields.Selection([
-            ('adjust', "Adjustment"),
-            ('grant', "Grant"),
-            ('expire', "Expire"),
-            ('topup', "Top-up"),
-            ], "Kind", required=True,
-        domain=[If(Eval('ledger') == 'credit',
-                ('kind', 'in', ['adjust', 'grant', 'expire']),
-                ('kind', 'in', ['adjust', 'topup']))])
-    points = fields.Integer(
-        "Points",
-        states={
-            'invisible': Eval('ledger') != 'credit',
-            'required': Eval('ledger') == 'credit',
-            },
-        help="Signed for an adjustment; the number of points granted or "
-        "expired otherwise.")
-    currency = fields.Many2One('currency.currency', "Currency", readonly=True)
-    amount = fields.Numeric(
-        "Amount", digits='currency',
-        states={
-            'invisible': Eval('ledger') != 'wallet',
-            'required': Eval('ledger') == 'wallet',
-            },
-        help="Signed for an adjustment; the amount topped up otherwise.")
-    reason = fields.Text("Reason", required=True)
-    credit_balance = fields.Integer("Credit Balance", readonly=True)
-    wallet_balance = fields.Numeric(
-        "Wallet Balance", digits='currency', readonly=True)
-
-    @classmethod
-    def default_company(cls):
-        return Transaction().context.get('company')
-
-    @classmethod
-    def default_ledger(cls):
-        return 'credit'
-
-    @classmethod
-    def default_kind(cls):
-        return 'adjust'
-
-    @fields.depends('company', 'party')
-    def on_change_party(self):
-        pool = Pool()
-        Credit = pool.get('course.credit.movement')
-        Wallet = pool.get('course.wallet.movement')
-        self.currency = self.company.currency if self.company else None
-        if self.party and self.party.id >= 0 and self.company:
-            self.credit_balance = Credit.get_balances(
-                [self.party], self.company.id)[self.party.id]
-            self.wallet_balance = Wallet.get_balances(
-                [self.party], self.company.id)[self.party.id]
-        else:
-            self.credit_balance = self.wallet_balance = None
-
-    @fields.depends(methods=['on_change_party'])
-    def on_change_company(self):
-        self.on_change_party()
-
-    @fields.depends('ledger', 'kind')
-    def on_change_ledger(self):
-        if self.kind not in ({'adjust', 'grant', 'expire'}
-                if self.ledger == 'credit' else {'adjust', 'topup'}):
-            self.kind = 'adjust'
-
-
-class Adjust(Wizard):
-    "Adjust Credit or Wallet"
-    __name__ = 'course.credit.adjust'
-    start = StateView(
-        'course.credit.adjust.start',
-        'course_credit.adjust_start_view_form', [
-            Button("Cancel", 'end', 'tryton-cancel'),
-            Button("Record", 'adjust_', 'tryton-ok', default=True),
-            ])
-    adjust_ = StateTransition()
-
-    def default_start(self, fields):
-        values = {}
-        if self.model and self.model.__name__ == 'party.party' and (
-                self.record is not None):
-            values['party'] = self.record.id
-        elif self.model and self.model.__name__ in {
-                'course.credit.movement', 'course.wallet.movement'} and (
-                self.record is not None):
-            values['party'] = self.record.party.id
-        company = Transaction().context.get('company')
-        if company:
-            Company = Pool().get('company.company')
-            values['company'] = company
-            values['currency'] = Company(company).currency.id
-        return values
-
-    def transition_adjust_(self):
-        pool = Pool()
-        Credit = pool.get('course.credit.movement')
-        Wallet = pool.get('course.wallet.movement')
-        start = self.start
-        if not (start.reason or '').strip():
-            raise LedgerError(gettext('course_credit.msg_adjust_reason'))
-        if start.ledger == 'credit':
-            Model, value, kinds = Credit, start.points, {
-                'adjust', 'grant', 'expire'}
-        else:
-            Model, value, kinds = Wallet, start.amount, {'adjust', 'topup'}
-        if start.kind not in kinds:
-            raise LedgerError(gettext(
-                    'course_credit.msg_adjust_kind', kind=start.kind))
-        if start.kind == 'expire' and value and value > 0:
-            value = -value
-        movement = Model(
-            party=start.party, company=start.company, kind=start.kind,
-            note=start.reason.strip())
-        setattr(movement, Model._amount_field, value)
-        movement.save()
-        return 'end'

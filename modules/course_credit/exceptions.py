@@ -1,9 +1,9 @@
 from trytond.exceptions import UserError
-from trytond.model.exceptions import ValidationError
+from trytond.model.exceptions import AccessError, ValidationError
 
 
 class LedgerError(UserError):
-    "A movement that the ledger refuses (balance, change, deletion)"
+    "A movement or adjustment that the ledger refuses (origin, change)"
 
 
 class BalanceError(LedgerError):
@@ -11,4 +11,12 @@ class BalanceError(LedgerError):
 
 
 class MovementValidationError(ValidationError):
-    "A movement whose values do not fit its kind"
+    "A movement or adjustment whose values do not fit its kind"
+
+
+class AdjustError(UserError):
+    "The adjust wizard refuses its input"
+
+
+class AuditAccessError(AccessError):
+    "The caller may not audit the ledgers"

@@ -10,9 +10,12 @@ from decimal import ROUND_DOWN, Decimal
 
 from trytond.i18n import gettext
 from trytond.model import fields
-from trytond.modules.course.tools import round_amount
+from trytond.modules.course.tools import check_int
 from trytond.modules.course_order.exceptions import CheckoutError
 from trytond.pool import Pool, PoolMeta
+
+from .exceptions import LedgerError
+from .tools import MAX_POINTS, is_course_admin, points_step, points_value
 
 
 class Order(metaclass=PoolMeta):
@@ -21,6 +24,14 @@ class Order(metaclass=PoolMeta):
             "Credit Points",
             help="The credit points spent on the order."),
         'get_credit_points')
+    credit_ratio = fields.Integer(
+        "Credit Ratio", required=True, readonly=True,
+        help="The credit points worth one unit of the currency when the "
+        "order was placed.")
+    credit_earn_rate = fields.Numeric(
+        "Credit Earn Rate", digits=(16, 4), required=True, readonly=True,
+        help="The share of the paid amount the order earns as points, as "
+        "configured when it was placed.")
     credit_movements = fields.One2Many(
         'course.credit.movement', 'order', "Credit Movements", readonly=True)
     wallet_movements = fields.One2Many(
@@ -31,6 +42,26 @@ class Order(metaclass=PoolMeta):
         super().__setup__()
         if 'wallet' not in dict(cls.pay_method.selection):
             cls.pay_method.selection.append(('wallet', "Wallet"))
+
+    @classmethod
+    def default_credit_ratio(cls):
+        Configuration = Pool().get('course.configuration')
+        return Configuration(1).get_credit_ratio()
+
+    @classmethod
+    def default_credit_earn_rate(cls):
+        Configuration = Pool().get('course.configuration')
+        return Configuration(1).get_credit_earn_rate()
+
+    @classmethod
+    def check_modification(cls, mode, orders, values=None, external=False):
+        super().check_modification(
+            mode, orders, values=values, external=external)
+        if (mode == 'write' and external
+                and values.keys() & {'credit_ratio', 'credit_earn_rate'}):
+            raise LedgerError(gettext(
+                    'course_credit.msg_order_credit_terms',
+                    order=orders[0].rec_name if orders else ''))
 
     @classmethod
     def copy(cls, orders, default=None):
@@ -53,12 +84,17 @@ class Order(metaclass=PoolMeta):
 
     @classmethod
     def checkout_validate(cls, checkout):
-        points = checkout.options.pop('credit', None) or 0
-        if (isinstance(points, bool) or not isinstance(points, int)
-                or points < 0):
+        """Take the credit option: a whole number of points, 0 by default.
+
+        Spending a student's points or paying from their wallet is money of
+        the student: a user's call (checkout.external) needs the group
+        Course Administration."""
+        points = check_int(
+            checkout.options.pop('credit', 0), 'credit', 0, MAX_POINTS)
+        if (checkout.external and (points or checkout.pay_method == 'wallet')
+                and not is_course_admin(checkout.user)):
             raise CheckoutError(gettext(
-                    'course_credit.msg_checkout_credit_invalid',
-                    points=points))
+                    'course_credit.msg_checkout_credit_rights'))
         state = checkout.namespace('course_credit')
         state.points = points
         state.discount = None
@@ -67,21 +103,36 @@ class Order(metaclass=PoolMeta):
         super().checkout_validate(checkout)
 
     @classmethod
+    def checkout_order(cls, checkout):
+        "Record the credit terms of the order as configured now"
+        super().checkout_order(checkout)
+        checkout.order.credit_ratio = cls.default_credit_ratio()
+        checkout.order.credit_earn_rate = cls.default_credit_earn_rate()
+
+    @classmethod
     def checkout_discount_credit(cls, checkout):
         """Take the points off the lines of the courses with a credit cap.
 
-        The most usable is min(balance, Σ caps of the selected courses,
-        what those lines still cost × ratio); more is refused, not cut.
+        The points must be worth a whole amount of the currency (refused
+        otherwise, naming the nearest numbers that are).  The most usable is
+        min(balance, Σ caps of the selected courses, what those lines still
+        cost × ratio), down to such a number; more is refused, not cut.
         """
         pool = Pool()
-        Configuration = pool.get('course.configuration')
         Credit = pool.get('course.credit.movement')
         state = checkout.namespace('course_credit')
         points = state.points
         if not points:
             return
-        ratio = Configuration(1).get_credit_ratio()
         order = checkout.order
+        ratio = order.credit_ratio
+        step = points_step(order.currency, ratio)
+        if points % step:
+            below = points - points % step
+            raise CheckoutError(gettext(
+                    'course_credit.msg_checkout_credit_inexact',
+                    points=points, value=points_value(points, ratio),
+                    ratio=ratio, below=below, above=below + step))
         lines = [l for l in checkout.lines if l.course.credit > 0]
         cap = sum(l.course.credit for l in lines)
         # The party is locked by the checkout: the balance cannot move
@@ -90,14 +141,14 @@ class Order(metaclass=PoolMeta):
         remaining = sum((checkout.remaining[l] for l in lines), Decimal(0))
         by_amount = int((remaining * ratio).to_integral_value(ROUND_DOWN))
         maximum = max(min(balance, cap, by_amount), 0)
+        maximum -= maximum % step
         if points > maximum:
             raise CheckoutError(gettext(
                     'course_credit.msg_checkout_credit_too_many',
                     points=points, maximum=maximum, balance=balance,
                     cap=cap, payable=by_amount))
-        amount = round_amount(order.currency, Decimal(points) / ratio)
         state.discount = checkout.add_discount(
-            'credit', amount, lines,
+            'credit', points_value(points, ratio), lines,
             gettext('course_credit.msg_credit_discount', points=points))
 
     @classmethod
@@ -111,10 +162,7 @@ class Order(metaclass=PoolMeta):
         if not points:
             return
         order = checkout.order
-        movement = Credit(
-            party=order.party, company=order.company, kind='spend',
-            points=-points, order=order,
-            note=gettext('course_credit.msg_note_order', order=order.number))
+        movement = Credit.of_order(order, 'spend', -points)
         movement.save()
         discount = state.discount
         discount.origin = movement
@@ -135,12 +183,7 @@ class Order(metaclass=PoolMeta):
             owed = order.payable_amount + sum(
                 totals[order.id].values(), Decimal(0))
             if owed > 0:
-                movements.append(Wallet(
-                        party=order.party, company=order.company,
-                        kind='pay', amount=-owed, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Wallet.of_order(order, 'pay', -owed))
         Wallet.save(movements)
         if orders:
             cls.pay(orders)
@@ -155,12 +198,7 @@ class Order(metaclass=PoolMeta):
         for order in orders:
             net = sum(totals[order.id].values(), Decimal(0))
             if net < 0:
-                movements.append(Wallet(
-                        party=order.party, company=order.company,
-                        kind='refund', amount=-net, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Wallet.of_order(order, 'refund', -net))
         Wallet.save(movements)
         return orders
 
@@ -194,40 +232,29 @@ class Order(metaclass=PoolMeta):
             held = -(totals[order.id].get('spend', 0)
                 + totals[order.id].get('refund', 0))
             if held > 0:
-                movements.append(Credit(
-                        party=order.party, company=order.company,
-                        kind='refund', points=held, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Credit.of_order(order, 'refund', held))
         Credit.save(movements)
 
     @classmethod
+    def credit_to_earn(cls, order):
+        """The points a paid order earns: its earn rate of the paid amount,
+        at its credit ratio, rounded down"""
+        return int((order.payable_amount * order.credit_earn_rate
+                * order.credit_ratio).to_integral_value(ROUND_DOWN))
+
+    @classmethod
     def credit_earn(cls, orders):
-        """Give the points earned by paid orders (credit_earn_rate of the
-        paid amount, at the credit ratio, rounded down); once per order"""
+        "Give the points earned by paid orders; once per order"
         pool = Pool()
-        Configuration = pool.get('course.configuration')
         Credit = pool.get('course.credit.movement')
-        config = Configuration(1)
-        rate = config.get_credit_earn_rate()
-        if not rate or not orders:
-            return
-        ratio = config.get_credit_ratio()
         totals = Credit.totals_by_order(orders)
         movements = []
         for order in orders:
             if 'earn' in totals[order.id]:
                 continue
-            points = int((order.payable_amount * rate * ratio)
-                .to_integral_value(ROUND_DOWN))
+            points = cls.credit_to_earn(order)
             if points > 0:
-                movements.append(Credit(
-                        party=order.party, company=order.company,
-                        kind='earn', points=points, order=order,
-                        note=gettext(
-                            'course_credit.msg_note_order',
-                            order=order.number)))
+                movements.append(Credit.of_order(order, 'earn', points))
         Credit.save(movements)
 
     @classmethod
@@ -257,14 +284,14 @@ class Order(metaclass=PoolMeta):
             if taken <= 0:
                 continue
             balances[key] -= taken
-            note = gettext('course_credit.msg_note_order', order=order.number)
+            note = None
             if taken < points:
                 note = gettext(
-                    'course_credit.msg_note_earn_short', note=note,
+                    'course_credit.msg_note_earn_short',
+                    note=gettext(
+                        'course_credit.msg_note_order', order=order.number),
                     points=points - taken)
-            movements.append(Credit(
-                    party=order.party, company=order.company, kind='earn',
-                    points=-taken, order=order, note=note))
+            movements.append(Credit.of_order(order, 'earn', -taken, note))
         Credit.save(movements)
 
 

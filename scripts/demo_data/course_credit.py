@@ -3,6 +3,9 @@ demo students, and two orders that use them.
 
 - every demo student gets 500 welcome points (a ``grant`` movement);
 - two students top up their wallet (``topup`` movements);
+  both through the "Adjust Credit or Wallet" wizard, as the staff would
+  (the ledgers take no other way in), each recorded as an adjustment with
+  its reason and who made it (admin);
 - paid orders earn 5 % back in points (the configuration's credit earn rate
   is set to 0.05 when it is still the default 0);
 - 王芳 buys "Linux 自动化运维" (permanent) with 100 points and pays the rest
@@ -14,14 +17,14 @@ demo students, and two orders that use them.
 Everything goes through the ledgers' own rules (the party lock, the balance
 never below zero) and the real checkout.
 
-Idempotent: a grant or top-up is identified by its student and note, an
-order by its student and course; only what is missing is created, and an
-order is skipped when checkout would refuse it (course owned or pending,
-not enough points or money).
+Idempotent: a grant or top-up is identified by its student, kind and
+reason (the note of its movement), an order by its student and course; only
+what is missing is created, and an order is skipped when checkout would
+refuse it (course owned or pending, not enough points or money).
 """
 from decimal import Decimal
 
-from proteus import Model
+from proteus import Model, Wizard
 from proteus.config import get_config
 
 from .course import COMPANY_NAME, get_students
@@ -50,25 +53,10 @@ def load():
     company = get_company()
     set_earn_rate()
     students = get_students()
-    Credit = Model.get('course.credit.movement')
-    Wallet = Model.get('course.wallet.movement')
     for email, party in sorted(students.items()):
-        if not Credit.find([
-                    ('party', '=', party.id),
-                    ('kind', '=', 'grant'),
-                    ('note', '=', WELCOME_NOTE),
-                    ], limit=1):
-            Credit(party=party, company=company, kind='grant',
-                points=WELCOME_POINTS, note=WELCOME_NOTE).save()
+        adjust(party, 'credit', 'grant', WELCOME_POINTS, WELCOME_NOTE)
     for email, amount in TOPUPS:
-        party = students[email]
-        if not Wallet.find([
-                    ('party', '=', party.id),
-                    ('kind', '=', 'topup'),
-                    ('note', '=', TOPUP_NOTE),
-                    ], limit=1):
-            Wallet(party=party, company=company, kind='topup',
-                amount=amount, note=TOPUP_NOTE).save()
+        adjust(students[email], 'wallet', 'topup', amount, TOPUP_NOTE)
     Order = Model.get('course.order')
     Course = Model.get('course.course')
     for email, name, option_name, points, method in ORDERS:
@@ -89,6 +77,30 @@ def load():
                 party.id, [item], method, {'credit': points}, config.context)
         except Exception as error:  # a refusal: leave the demo as it is
             print(f"    skipped the order of {email}: {error}", flush=True)
+
+
+def adjust(party, ledger, kind, value, reason):
+    """Record value (points or money) in party's ledger with the adjust
+    wizard, unless a movement of that kind and reason is there (the wizard
+    notes the reason on the movement; earlier demos wrote the same note)"""
+    Movement = Model.get(
+        'course.credit.movement' if ledger == 'credit'
+        else 'course.wallet.movement')
+    if Movement.find([
+                ('party', '=', party.id),
+                ('kind', '=', kind),
+                ('note', '=', reason),
+                ], limit=1):
+        return
+    wizard = Wizard('course.credit.adjust', [party])
+    wizard.form.ledger = ledger
+    wizard.form.kind = kind
+    if ledger == 'credit':
+        wizard.form.points = value
+    else:
+        wizard.form.amount = value
+    wizard.form.reason = reason
+    wizard.execute('adjust_')
 
 
 def get_company():

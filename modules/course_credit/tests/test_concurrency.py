@@ -5,6 +5,7 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.modules.course.tests.tools import (
     ConcurrencyTestMixin, create_catalog)
+from trytond.modules.course_credit.tests.tools import adjust, grant, topup
 from trytond.pool import Pool
 
 
@@ -20,18 +21,14 @@ class CreditConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             pool = Pool()
             Company = pool.get('company.company')
             Course = pool.get('course.course')
-            Credit = pool.get('course.credit.movement')
-            Wallet = pool.get('course.wallet.movement')
             cat = create_catalog(Company(self.company_id))
             courses = Course.copy([cat.course_b] * count, default={
                     'price': Decimal(price), 'credit': credit,
                     'published': True})
             if points:
-                Credit.create([{'party': cat.student.id, 'kind': 'grant',
-                            'points': points}])
+                grant(cat.student, points)
             if Decimal(wallet):
-                Wallet.create([{'party': cat.student.id, 'kind': 'topup',
-                            'amount': Decimal(wallet)}])
+                topup(cat.student, wallet)
             return {
                 'student': cat.student.id,
                 'courses': [c.id for c in courses],
@@ -112,15 +109,10 @@ class CreditConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
         data = self.new_catalog(count=0, points=300, wallet='300')
 
         def take(i):
-            pool = Pool()
-            Credit = pool.get('course.credit.movement')
-            Wallet = pool.get('course.wallet.movement')
-            if i % 2:
-                Credit.create([{'party': data['student'], 'kind': 'adjust',
-                            'points': -100, 'note': "race"}])
-            else:
-                Wallet.create([{'party': data['student'], 'kind': 'adjust',
-                            'amount': Decimal(-100), 'note': "race"}])
+            Party = Pool().get('party.party')
+            student = Party(data['student'])
+            adjust(student, 'adjust', -100 if i % 2 else Decimal(-100),
+                reason="race")
             return i % 2
         results = self.in_parallel(20, take)
         wins = [r for kind, r in results if kind == 'ok']
@@ -174,9 +166,8 @@ class CreditConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
         student = data['student']
 
         def spend_all():
-            Credit = Pool().get('course.credit.movement')
-            Credit.create([{'party': student, 'kind': 'adjust',
-                        'points': -100, 'note': "first"}])
+            Party = Pool().get('party.party')
+            adjust(Party(student), 'adjust', -100, reason="first")
         with Transaction().start(
                 DB_NAME, 0, context=self.context) as transaction:
             Credit = Pool().get('course.credit.movement')
@@ -196,8 +187,8 @@ class CreditConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
                     'SELECT id FROM party_party WHERE id = %s '
                     'FOR UPDATE NOWAIT', (student,))
                 transaction._locked_records['party_party'].add(student)
-                Credit.create([{'party': student, 'kind': 'adjust',
-                            'points': -100, 'note': "stale"}])
+                Party = Pool().get('party.party')
+                adjust(Party(student), 'adjust', -100, reason="stale")
             transaction.rollback()
         self.assertEqual(self.balances(student)[0], 0)
         self.assertEqual(self.audit(), [])

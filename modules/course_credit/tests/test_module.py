@@ -5,8 +5,9 @@ from unittest.mock import patch
 from trytond.exceptions import UserError
 from trytond.model.exceptions import ValidationError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
-from trytond.modules.course.tests.tools import create_catalog
 from trytond.modules.course_order.tests.tools import checkout
+from trytond.modules.course_credit.tests.tools import (
+    adjust, balances, company_catalog, set_config, topup)
 from trytond.pool import Pool
 from trytond.pyson import PYSONDecoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
@@ -20,28 +21,16 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
     # ---- helpers ----------------------------------------------------------
 
     def catalog(self):
-        company = create_company()
-        transaction = Transaction()
-        transaction.context = dict(transaction.context, company=company.id)
-        return create_catalog(company)
+        return company_catalog()
 
     def grant(self, party, points, kind='grant'):
-        Credit = Pool().get('course.credit.movement')
-        movement = Credit(party=party, kind=kind, points=points, note="test")
-        movement.save()
-        return movement
+        return adjust(party, kind, points)
 
     def topup(self, party, amount):
-        Wallet = Pool().get('course.wallet.movement')
-        movement = Wallet(
-            party=party, kind='topup', amount=Decimal(amount), note="test")
-        movement.save()
-        return movement
+        return topup(party, amount)
 
     def balances(self, party):
-        Party = Pool().get('party.party')
-        party = Party(party.id)
-        return party.credit_balance, party.wallet_balance
+        return balances(party)
 
     def credit_movements(self, order):
         Credit = Pool().get('course.credit.movement')
@@ -54,7 +43,15 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                 [('order', '=', order.id)], order=[('id', 'ASC')])]
 
     def assertRefused(self, text, party, *items, rolled_back=(), **kwargs):
-        """The checkout is refused with text and leaves nothing behind.
+        "The checkout is refused with text and leaves nothing behind"
+        return self.assertRefusedCall(
+            text, checkout, party, *items, rolled_back=rolled_back,
+            **kwargs)
+
+    def assertRefusedCall(self, text, call, *args, rolled_back=(),
+            **kwargs):
+        """call(*args, **kwargs) is refused with text and leaves nothing
+        behind.
 
         The counts are compared before the rollback of the refused call;
         models in rolled_back are written before the refusal and compared
@@ -62,7 +59,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         """
         pool = Pool()
         models = ['course.order', 'course.credit.movement',
-            'course.wallet.movement']
+            'course.wallet.movement', 'course.credit.adjustment']
 
         def counts(names):
             return {n: pool.get(n).search([], count=True) for n in names}
@@ -71,7 +68,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         cursor.execute('SAVEPOINT refused')
         try:
             with self.assertRaises(UserError) as cm:
-                checkout(party, *items, **kwargs)
+                call(*args, **kwargs)
             self.assertIn(text, cm.exception.message)
             kept = [n for n in models if n not in rolled_back]
             self.assertEqual(counts(kept), {n: before[n] for n in kept})
@@ -83,11 +80,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         return cm.exception
 
     def set_config(self, **values):
-        Configuration = Pool().get('course.configuration')
-        config = Configuration(1)
-        for name, value in values.items():
-            setattr(config, name, value)
-        config.save()
+        set_config(**values)
 
     # ---- configuration ----------------------------------------------------
 
@@ -144,9 +137,10 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         "Credit points must be a non-negative integer"
         cat = self.catalog()
         self.grant(cat.student, 300)
-        for value in [-1, '10', 1.5, True]:
+        for value in [-1, '10', 1.5, True, None, 2 ** 40, [1]]:
             self.assertRefused(
-                "whole number", cat.student, cat.course_a, credit=value)
+                '"credit" is not valid', cat.student, cat.course_a,
+                credit=value)
         order = checkout(cat.student, cat.course_a, credit=0)
         self.assertEqual(order.discounts, ())
         self.assertEqual(self.credit_movements(order), [])
@@ -180,15 +174,53 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(order.state, 'unpaid')
 
     @with_transaction()
-    def test_credit_ratio_rounding(self):
-        "points / ratio is quantized half up"
+    def test_credit_inexact(self):
+        "Points not worth a whole amount of the currency are refused"
         cat = self.catalog()
-        self.set_config(credit_ratio=3)
+        self.set_config(credit_ratio=1000)
         self.grant(cat.student, 300)
-        order = checkout(cat.student, cat.course_b, credit=1)
-        self.assertEqual(order.discount_amount, Decimal('0.33'))
-        order2 = checkout(cat.student, cat.course_a, credit=2)
-        self.assertEqual(order2.discount_amount, Decimal('0.67'))
+        # 4 points at 1000 per yuan: 0.004, no cent; 10 points are 0.01
+        error = self.assertRefused(
+            "use 0 or 10 points", cat.student, cat.course_b, credit=4)
+        self.assertIn("4 credit points are worth 0.004", error.message)
+        self.assertRefused(
+            "use 10 or 20 points", cat.student, cat.course_b, credit=14)
+        order = checkout(cat.student, cat.course_b, credit=10)
+        self.assertEqual(order.discount_amount, Decimal('0.01'))
+        self.assertEqual(order.credit_points, 10)
+        # 3 points per yuan: only multiples of 3 are cents
+        self.set_config(credit_ratio=3)
+        self.assertRefused(
+            "use 0 or 3 points", cat.student, cat.course_a, credit=1)
+        order = checkout(cat.student, cat.course_a, credit=3)
+        self.assertEqual(order.discount_amount, Decimal('1.00'))
+
+    @with_transaction()
+    def test_credit_inexact_whole_currency(self):
+        "Without decimals at 10 points per unit: only tens convert"
+        pool = Pool()
+        Currency = pool.get('currency.currency')
+        currency = Currency(
+            name="Yen", symbol="¥", code='JPY', digits=0,
+            rounding=Decimal(1))
+        currency.save()
+        cat = company_catalog(name="Yen School", currency=currency)
+        self.grant(cat.student, 15)
+        # 14 points would give 1 unit (the student loses 4), 5 points 1
+        # unit too (the student gains 5): both refused
+        self.assertRefused(
+            "use 10 or 20 points", cat.student, cat.course_b, credit=14)
+        self.assertRefused(
+            "use 0 or 10 points", cat.student, cat.course_b, credit=5)
+        # The most usable is a number of points that converts
+        self.assertRefused(
+            "at most 10 credit points", cat.student, cat.course_b,
+            credit=20)
+        order = checkout(cat.student, cat.course_b, credit=10)
+        self.assertEqual(order.discount_amount, Decimal(1))
+        self.assertEqual(order.payable_amount, Decimal(499))
+        self.assertEqual(self.balances(cat.student)[0], 5)
+        self.assertEqual(pool.get('course.credit.movement').audit(), [])
 
     @with_transaction()
     def test_credit_full_discount_paid(self):
@@ -411,22 +443,70 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
 
     @with_transaction()
     def test_movements_immutable(self):
-        "Movements cannot be written or deleted"
-        Credit = Pool().get('course.credit.movement')
-        Wallet = Pool().get('course.wallet.movement')
+        "Movements and adjustments are never written, deleted or copied"
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        Wallet = pool.get('course.wallet.movement')
+        Adjustment = pool.get('course.credit.adjustment')
         cat = self.catalog()
         credit = self.grant(cat.student, 10)
         wallet = self.topup(cat.student, '10')
         for Model, record, values in [
                 (Credit, credit, {'points': 20}),
-                (Wallet, wallet, {'note': "x"})]:
-            with self.assertRaises(UserError):
-                Model.write([record], values)
-            with self.assertRaises(UserError):
-                Model.delete([record])
-        # a copy is a new movement, with its own running balance
-        copy, = Credit.copy([credit])
-        self.assertEqual((copy.points, copy.balance), (10, 20))
+                (Wallet, wallet, {'note': "x"}),
+                (Adjustment, credit.adjustment, {'reason': "x"})]:
+            with self.subTest(model=Model.__name__):
+                with self.assertRaises(UserError) as cm:
+                    Model.write([record], values)
+                self.assertIn("cannot be changed or deleted",
+                    cm.exception.message)
+                with self.assertRaises(UserError):
+                    Model.delete([record])
+                with self.assertRaises(UserError) as cm:
+                    Model.copy([record])
+                self.assertIn("cannot be copied", cm.exception.message)
+        self.assertEqual(Credit.search([], count=True), 1)
+        self.assertEqual(self.balances(cat.student), (10, Decimal(10)))
+
+    @with_transaction()
+    def test_movement_origins(self):
+        "Workflow kinds need an order, staff kinds their adjustment"
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        grant = self.grant(cat.student, 10)
+        order = checkout(cat.student, cat.course_b)
+        Order.confirm_payment([order])
+        for values, text in [
+                # an earn without its order
+                ({'kind': 'earn', 'points': 5}, "comes from an order"),
+                # an earn that claims to be an adjustment
+                ({'kind': 'earn', 'points': 5, 'order': order.id,
+                        'adjustment': grant.adjustment.id},
+                    "comes from an order"),
+                # a grant without its adjustment, or with an order
+                ({'kind': 'grant', 'points': 5}, "comes from an adjustment"),
+                ({'kind': 'grant', 'points': 10, 'order': order.id,
+                        'adjustment': grant.adjustment.id},
+                    "comes from an adjustment"),
+                # an adjustment that recorded something else
+                ({'kind': 'grant', 'points': 99,
+                        'adjustment': grant.adjustment.id},
+                    "is not what the adjustment"),
+                ({'kind': 'adjust', 'points': 10,
+                        'adjustment': grant.adjustment.id},
+                    "is not what the adjustment"),
+                # the order of another student
+                ({'kind': 'earn', 'points': 5, 'order': order.id,
+                        'party': cat.other_student.id}, "is not an order of"),
+                ]:
+            with self.subTest(values=values):
+                values = {'party': cat.student.id, **values}
+                with self.assertRaises(ValidationError) as cm:
+                    Credit.create([values])
+                self.assertIn(text, cm.exception.message)
+        self.assertEqual(Credit.search([], count=True), 1)
 
     @with_transaction()
     def test_movement_kinds(self):
@@ -440,6 +520,8 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
             self.grant(cat.student, -10, kind='spend')  # needs an order
         with self.assertRaises(ValidationError):
             self.topup(cat.student, '1.234')
+        # Nothing of the refused movements was written
+        self.assertEqual(self.balances(cat.student), (0, Decimal(0)))
         self.grant(cat.student, 30)
         with self.assertRaises(UserError) as cm:
             self.grant(cat.student, -31, kind='adjust')
@@ -453,13 +535,19 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         pool = Pool()
         Credit = pool.get('course.credit.movement')
         cat = self.catalog()
-        movements = Credit.create([
-                {'party': cat.student.id, 'kind': 'grant', 'points': 5},
-                {'party': cat.other_student.id, 'kind': 'grant',
-                    'points': 7},
-                {'party': cat.student.id, 'kind': 'adjust', 'points': -2},
-                ])
+        Adjustment = pool.get('course.credit.adjustment')
+        adjustments = Adjustment.create([
+                {'party': p.id, 'ledger': 'credit', 'kind': k, 'points': v,
+                    'reason': "test"} for p, k, v in [
+                    (cat.student, 'grant', 5),
+                    (cat.other_student, 'grant', 7),
+                    (cat.student, 'adjust', -2)]])
+        # One create for the three: each movement's balance runs on
+        movements = Adjustment.create_movements(adjustments)
         self.assertEqual([m.balance for m in movements], [5, 7, 3])
+        self.assertEqual(
+            [m.balance for m in Credit.search([], order=[('id', 'ASC')])],
+            [5, 7, 3])
         other_company = create_company(name="Other School")
         with Transaction().set_context(company=other_company.id):
             movement = self.grant(cat.student, 11)
@@ -489,6 +577,43 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
             counts.append(counter.count)
             self.assertEqual({v['credit_balance'] for v in values}, {10})
         self.assertEqual(counts[0], counts[1], counts)
+
+    @with_transaction()
+    def test_create_statements_constant(self):
+        "Recording movements of 2 or 7 students costs the same statements"
+        from trytond import backend
+        from trytond.modules.course_order.tests.tools import StatementCounter
+        pool = Pool()
+        Adjustment = pool.get('course.credit.adjustment')
+        Party = pool.get('party.party')
+        self.catalog()
+        parties = Party.create([{'name': f"P{i}"} for i in range(10)])
+
+        def count(parties):
+            adjustments = Adjustment.create([{
+                        'party': p.id, 'ledger': 'credit', 'kind': 'grant',
+                        'points': 10, 'reason': "test"} for p in parties])
+            Transaction().counter += 1
+            if backend.name == 'sqlite':
+                # SQLite inserts row by row: count the other statements
+                statements = []
+                connection = Transaction().connection
+                connection.set_trace_callback(statements.append)
+                try:
+                    Adjustment.create_movements(adjustments)
+                finally:
+                    connection.set_trace_callback(None)
+                return len(
+                    [s for s in statements if not s.startswith('INSERT')])
+            with StatementCounter() as counter:
+                Adjustment.create_movements(adjustments)
+            return counter.count
+        count(parties[:1])  # warm the caches
+        # (from 2 rows trytond inserts them in one statement on PostgreSQL)
+        self.assertEqual(count(parties[1:3]), count(parties[3:]))
+        self.assertEqual(
+            {v['credit_balance'] for v in Party.read(
+                    [p.id for p in parties], ['credit_balance'])}, {10})
 
     @with_transaction()
     def test_checkout_statements_constant(self):
@@ -526,7 +651,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                     [s for s in statements if not s.startswith('INSERT')]))
         self.assertEqual(len(set(counts[2:])), 1, counts)
 
-    # ---- staff UI -------------------------------------------------------------
+    # ---- staff UI ---------------------------------------------------------
 
     @with_transaction()
     def test_staff_ui(self):
@@ -612,6 +737,8 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                         'course_credit', 'act_credit_movement_form')),
                 ('ir.action.act_window', ModelData.get_id(
                         'course_credit', 'act_wallet_movement_form')),
+                ('ir.action.act_window', ModelData.get_id(
+                        'course_credit', 'act_adjustment_form')),
                 ('ir.action.wizard', wizard.id),
                 })
 
@@ -619,39 +746,67 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
 
     @with_transaction()
     def test_adjust_wizard(self):
-        "Staff adjust points or money with a reason"
+        "Staff adjust points or money with a reason; who and when recorded"
         pool = Pool()
         Adjust = pool.get('course.credit.adjust', type='wizard')
+        Adjustment = pool.get('course.credit.adjustment')
+        Credit = pool.get('course.credit.movement')
+        User = pool.get('res.user')
         cat = self.catalog()
+        # The wizard adjusts the ledgers of the user's companies only
+        user = User(Transaction().user)
+        User.write([user], {'companies': [('add', [cat.company.id])]})
+
+        def run(**values):
+            session_id, _, _ = Adjust.create()
+            start = {'party': cat.student.id, 'company': cat.company.id,
+                'reason': "Goodwill", **values}
+            Adjust.execute(session_id, {'start': start}, 'adjust_')
         for ledger, kind, field, value in [
                 ('credit', 'grant', 'points', 120),
                 ('credit', 'expire', 'points', 20),
-                ('wallet', 'topup', 'amount', Decimal('50.00')),
+                ('wallet', 'topup', 'amount', Decimal('50')),
                 ('wallet', 'adjust', 'amount', Decimal('-20.00')),
                 ]:
-            session_id, _, _ = Adjust.create()
-            adjust = Adjust(session_id)
-            adjust.start.party = cat.student
-            adjust.start.company = cat.company
-            adjust.start.ledger = ledger
-            adjust.start.kind = kind
-            adjust.start.points = adjust.start.amount = None
-            setattr(adjust.start, field, value)
-            adjust.start.reason = "Goodwill"
-            self.assertEqual(adjust.transition_adjust_(), 'end')
+            run(ledger=ledger, kind=kind, **{field: value})
         self.assertEqual(self.balances(cat.student), (100, Decimal('30.00')))
-        Credit = pool.get('course.credit.movement')
         expired, = Credit.search([('kind', '=', 'expire')])
         self.assertEqual(
             (expired.points, expired.note, expired.user.id),
             (-20, "Goodwill", Transaction().user))
-        adjust.start.reason = " "
-        with self.assertRaises(UserError):
-            adjust.transition_adjust_()
-        adjust.start.reason = "Wrong kind"
-        adjust.start.kind = 'grant'
-        with self.assertRaises(UserError):
-            adjust.transition_adjust_()
+        adjustment = expired.adjustment
+        self.assertEqual(
+            (adjustment.kind, adjustment.points, adjustment.amount,
+                adjustment.reason, adjustment.user.id, adjustment.party),
+            ('expire', -20, None, "Goodwill", Transaction().user,
+                cat.student))
+        self.assertTrue(adjustment.date)
+        self.assertEqual(Adjustment.search([], count=True), 4)
+        self.assertEqual(Credit.audit(), [])
+
+        for values, text in [
+                ({'ledger': 'credit', 'kind': 'grant', 'points': 5,
+                        'reason': " "}, "reason"),
+                ({'ledger': 'credit', 'kind': 'topup', 'points': 5},
+                    "does not fit"),
+                ({'ledger': 'cash', 'kind': 'adjust', 'points': 5},
+                    "does not exist"),
+                ({'ledger': 'wallet', 'kind': 'topup',
+                        'amount': Decimal('-5')}, "must be positive"),
+                ({'ledger': 'credit', 'kind': 'grant', 'points': 2 ** 40},
+                    '"points" is not valid'),
+                ({'ledger': 'wallet', 'kind': 'topup', 'amount': 'NaN'},
+                    '"amount" is not valid'),
+                ({'ledger': 'credit', 'kind': 'grant', 'points': 5,
+                        'company': create_company(name="Other").id},
+                    'cannot adjust the ledgers of the company "Other"'),
+                ]:
+            with self.subTest(values=values):
+                # the adjustment is written before its movement is refused
+                self.assertRefusedCall(text, run, **values,
+                    rolled_back={'course.credit.adjustment'})
+        self.assertEqual(Adjustment.search([], count=True), 4)
+        self.assertEqual(self.balances(cat.student), (100, Decimal('30.00')))
 
     # ---- audit --------------------------------------------------------------
 
@@ -680,9 +835,11 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         cursor.execute(*table.update(
                 [table.points], [500], where=table.id == movement.id))
         problems = Credit.audit()
-        self.assertEqual(len(problems), 1, problems)
+        self.assertEqual(len(problems), 2, problems)
         self.assertIn("movements add up to 500", problems[0])
         self.assertIn("Student", problems[0])
+        # and the grant is no longer what its adjustment recorded
+        self.assertIn("is not what its adjustment", problems[1])
 
         # The wallet ledger is checked the same way
         wallet = Wallet.__table__()
@@ -691,7 +848,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                 [wallet.amount], [Decimal('1999.99')],
                 where=wallet.id == topup.id))
         problems = Credit.audit()
-        self.assertEqual(len(problems), 2, problems)
+        self.assertEqual(len(problems), 4, problems)
         self.assertTrue(any(
                 p.startswith("Wallet of") and "add up to 1999.99" in p
                 for p in problems), problems)
@@ -709,11 +866,89 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
                 where=(wallet.order == paid.id) & (wallet.kind == 'refund')))
         problems = Credit.audit()
         self.assertTrue(any(
-                cancelled.number in p and "100 points spent, 0 refunded" in p
+                cancelled.number in p
+                and "100 points spent and 0 given back" in p
                 for p in problems), problems)
         self.assertTrue(any(
                 paid.number in p and "wallet movements" in p
                 for p in problems), problems)
+
+    @with_transaction()
+    def test_audit_unexplained(self):
+        "Movements no order or adjustment explains are reported"
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        Wallet = pool.get('course.wallet.movement')
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        self.set_config(credit_earn_rate=Decimal('0.05'))
+        self.grant(cat.student, 300)
+        topup = self.topup(cat.student, '100')
+        paid = checkout(cat.student, cat.course_b)
+        Order.confirm_payment([paid])
+        self.assertEqual(self.credit_movements(paid), [('earn', 250)])
+        self.assertEqual(Credit.audit(), [])
+
+        # An earn of +100000 on the paid order with no note, created by
+        # server code: the ORM takes it (an earn with its order)...
+        Credit.create([{'party': cat.student.id, 'kind': 'earn',
+                    'points': 100000, 'order': paid.id}])
+        problems = Credit.audit()
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn(
+            f"Order {paid.number} (Paid): 2 movements of kind \"Earn\"",
+            problems[0])
+        self.assertIn(
+            "100250 points earned where 250 are expected (500.00 paid "
+            "× 0.05 × 10", problems[1])
+
+        # A copy of the top-up, a grant of no adjustment and an earn of no
+        # order, written in SQL
+        def insert(Model, **values):
+            table = Model.__table__()
+            row = {'party': cat.student.id, 'company': cat.company.id,
+                'date': paid.paid_at, 'user': 0, **values}
+            cursor = Transaction().connection.cursor()
+            cursor.execute(*table.insert(
+                    [getattr(table, c) for c in row], [list(row.values())]))
+        insert(Wallet, kind='topup', amount=Decimal(100), balance=Decimal(200),
+            adjustment=topup.adjustment.id)
+        insert(Credit, kind='grant', points=50, balance=100600)
+        insert(Credit, kind='earn', points=7, balance=100607)
+        insert(Credit, kind='grant', points=8, balance=100615,
+            order=paid.id)
+        problems = Credit.audit()
+        self.assertEqual(len(problems), 6, problems)
+        self.assertRegex(problems[0], r'^Credit points of "Student": '
+            r'movement \d+ \(Grant, 50\) has no order nor adjustment')
+        self.assertRegex(problems[1], r'movement \d+ \(Earn, 7\) has no '
+            'order nor adjustment')
+        self.assertRegex(problems[2], r'movement \d+ \(Grant, 8\) cannot '
+            f'come from "{paid.number}"')
+        self.assertRegex(problems[3], r'^Adjustment "Student: Top-up '
+            r'100(\.00)?" explains 2 movements instead of one\.$')
+        self.assertIn(f"Order {paid.number} (Paid): 2 movements", problems[4])
+
+    @with_transaction()
+    def test_audit_translated(self):
+        "The audit speaks the user's language"
+        pool = Pool()
+        Credit = pool.get('course.credit.movement')
+        Lang = pool.get('ir.lang')
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        self.grant(cat.student, 300)
+        order = checkout(cat.student, cat.course_b, credit=100)
+        Order.cancel([order])
+        table = Credit.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.delete(
+                where=(table.order == order.id) & (table.kind == 'refund')))
+        chinese, = Lang.search([('code', '=', 'zh_CN')])
+        Lang.load_translations([chinese])
+        with Transaction().set_context(language='zh_CN'):
+            problem, = Credit.audit()
+        self.assertIn("花费 100 积分，退回 0，应退回 100", problem)
 
 
 del ModuleTestCase

@@ -4,13 +4,12 @@ import unittest
 from decimal import Decimal
 
 from trytond.exceptions import UserError
-from trytond.modules.company.tests import create_company
-from trytond.modules.course.tests.tools import create_catalog
+from trytond.modules.course_credit.tests.tools import (
+    balances, company_catalog, grant as give_points, set_config)
 from trytond.modules.course_order.tests.tools import checkout
 from trytond.pool import Pool
 from trytond.tests.test_tryton import (
     activate_module, drop_db, with_transaction)
-from trytond.transaction import Transaction
 
 
 class CreditWithCouponTestCase(unittest.TestCase):
@@ -30,18 +29,14 @@ class CreditWithCouponTestCase(unittest.TestCase):
         drop_db()
 
     def catalog(self):
-        company = create_company()
-        transaction = Transaction()
-        transaction.context = dict(transaction.context, company=company.id)
-        return create_catalog(company)
+        return company_catalog()
 
     def state(self, grant):
         Grant = Pool().get('course.coupon.grant')
         return Grant(grant.id).state
 
     def balance(self, party):
-        Party = Pool().get('party.party')
-        return Party(party.id).credit_balance
+        return balances(party)[0]
 
     def counts(self):
         pool = Pool()
@@ -68,8 +63,7 @@ class CreditWithCouponTestCase(unittest.TestCase):
         from trytond.modules.course_coupon.tests.tools import (
             create_coupon, give)
         cat = self.catalog()
-        Credit.create([{'party': cat.student.id, 'kind': 'grant',
-                    'points': 300}])
+        give_points(cat.student, 300)
         grant = give(create_coupon(cat.company, '-30'), cat.student)
         self.assertFalse(Configuration(1).discounts_combinable)
 
@@ -90,9 +84,7 @@ class CreditWithCouponTestCase(unittest.TestCase):
         self.assertEqual(credit_only.payable_amount, Decimal('490.00'))
         Order.cancel([credit_only])
 
-        config = Configuration(1)
-        config.discounts_combinable = True
-        config.save()
+        set_config(discounts_combinable=True)
         # A 1000: coupon -30 first, then 100 points = 10.00 on what is left
         order = checkout(
             cat.student, cat.course_a, grants=[grant.id], credit=100)
@@ -116,19 +108,14 @@ class CreditWithCouponTestCase(unittest.TestCase):
     def test_credit_capped_after_coupon(self):
         "The payable term of the credit maximum is what the coupon left"
         pool = Pool()
-        Configuration = pool.get('course.configuration')
-        Credit = pool.get('course.credit.movement')
         Course = pool.get('course.course')
         from trytond.modules.course_coupon.tests.tools import (
             create_coupon, give)
         cat = self.catalog()
         Course.write([cat.course_b], {'price': Decimal('40')})
-        Credit.create([{'party': cat.student.id, 'kind': 'grant',
-                    'points': 300}])
+        give_points(cat.student, 300)
         grant = give(create_coupon(cat.company, '-30'), cat.student)
-        config = Configuration(1)
-        config.discounts_combinable = True
-        config.save()
+        set_config(discounts_combinable=True)
         # B costs 40.00, 10.00 left after the coupon: at most 100 points
         with self.assertRaises(UserError) as cm:
             checkout(cat.student, cat.course_b, grants=[grant.id],

@@ -1,0 +1,38 @@
+"Rights and conversions shared by the ledgers, the checkout and the wizard"
+from decimal import Decimal
+from fractions import Fraction
+
+from trytond.pool import Pool
+from trytond.transaction import Transaction
+
+# The most points one call may move: far below the 32-bit columns, far above
+# any real balance.
+MAX_POINTS = 10 ** 9
+
+
+def is_course_admin(user_id=None):
+    """Whether the user (default: the transaction's) is in the group Course
+    Administration; root (0) always is"""
+    pool = Pool()
+    ModelData = pool.get('ir.model.data')
+    User = pool.get('res.user')
+    transaction = Transaction()
+    if user_id is None:
+        user_id = transaction.user
+    if not user_id:
+        return True
+    with transaction.set_user(user_id):
+        groups = User.get_groups()
+    return ModelData.get_id('course', 'group_course_admin') in groups
+
+
+def points_step(currency, ratio):
+    """The smallest positive number of points worth a whole number of the
+    currency's units at ratio points per unit (1 at ratio 10 in cents,
+    10 at ratio 1000 in cents or at ratio 10 without decimals)"""
+    return (Fraction(str(currency.rounding)) * ratio).numerator
+
+
+def points_value(points, ratio):
+    "What points are worth at ratio points per unit (exact)"
+    return Decimal(points) / Decimal(ratio)
