@@ -106,9 +106,12 @@ class ConcurrencyTestMixin:
     serializes writers on the database file).
 
     setUpClass activates `module` and commits a company; every test commits
-    its own data, so use fresh records per test.
+    its own data, so use fresh records per test.  Tests that only need
+    committed data (not parallel transactions) set `postgresql_only` False
+    to run on SQLite too.
     """
     module = None
+    postgresql_only = True
 
     @classmethod
     def setUpClass(cls):
@@ -117,7 +120,7 @@ class ConcurrencyTestMixin:
         from trytond import backend
         from trytond.modules.company.tests import create_company
         from trytond.tests.test_tryton import activate_module
-        if backend.name != 'postgresql':
+        if cls.postgresql_only and backend.name != 'postgresql':
             raise unittest.SkipTest("parallel transactions need PostgreSQL")
         super().setUpClass()
         activate_module(cls.module)
