@@ -14,7 +14,7 @@ from trytond.model import (
     Check, DeactivableMixin, Index, ModelSQL, ModelView, Unique, Workflow,
     fields)
 from trytond.modules.course.course import CompanyMixin
-from trytond.modules.course.tools import round_amount
+from trytond.modules.course.tools import log_transitions, round_amount
 from trytond.pool import Pool
 from trytond.pyson import Bool, Eval, If, PYSONEncoder
 from trytond.rpc import RPC
@@ -1139,10 +1139,9 @@ class Grant(Workflow, ModelSQL, ModelView):
         available = cls._set_state(
             lambda t: t.order.in_(order_ids) & (t.state == 'reserved'),
             {'state': 'available', 'order': None, 'discount_amount': None})
-        if expired:
-            cls.log(cls.browse(expired), 'transition', 'state:expired')
-        if available:
-            cls.log(cls.browse(available), 'transition', 'state:available')
+        # Set-based: the expiry job releases thousands of grants at once
+        log_transitions(cls, expired, 'expired')
+        log_transitions(cls, available, 'available')
         return cls.browse(expired + available)
 
     @classmethod

@@ -699,7 +699,7 @@ class Order(Workflow, ModelSQL, ModelView):
     # time, and yields to live checkouts: see doc/expiry.rst.
 
     @classmethod
-    def expire_overdue(cls, batch_size=500):
+    def expire_overdue(cls, batch_size=200):
         """Expire the unpaid orders past their deadline (the cron job);
         return the orders it expired.
 
@@ -711,7 +711,7 @@ class Order(Workflow, ModelSQL, ModelView):
         return cls.browse(run.expired)
 
     @classmethod
-    def _run_expiry(cls, batch_size=500):
+    def _run_expiry(cls, batch_size=200):
         """Take the overdue unpaid orders a batch at a time (by id), ask
         their payment methods, then pay, count or expire each group in a
         transaction of its own; return the ExpiryRun"""
