@@ -207,6 +207,108 @@ def lock_rows(Model, records):
                 where=reduce_ids(table.id, ids)))
 
 
+
+def try_lock_rows(Model, ids):
+    """Lock the rows of ids that no other transaction holds now and write
+    them as lock_rows does; return the set of ids locked.
+
+    For jobs that must yield to users: a row another transaction holds is
+    skipped (SELECT … FOR UPDATE SKIP LOCKED), never waited for.  The rows
+    locked are registered in the transaction as Transaction.start does for
+    the locks a restart asks for, so Model.lock and lock_rows on them pass
+    without restarting the call.  SQLite has no row locks (the database
+    file is locked per write transaction): every existing id is returned.
+    """
+    from trytond.tools import grouped_slice, reduce_ids
+    from trytond.transaction import Transaction
+    transaction = Transaction()
+    database = transaction.database
+    cursor = transaction.connection.cursor()
+    table = Model.__table__()
+    locked = set()
+    for sub_ids in grouped_slice(sorted({int(i) for i in ids}), in_max()):
+        query = table.select(table.id, where=reduce_ids(table.id, sub_ids))
+        if database.has_select_for():
+            For = database.get_select_for_skip_locked()
+            query.for_ = For('UPDATE')
+        cursor.execute(*query)
+        got = [i for i, in cursor]
+        if got:
+            # The write turns a stale snapshot into a serialization failure
+            cursor.execute(*table.update(
+                    [table.write_date], [table.write_date],
+                    where=reduce_ids(table.id, got)))
+        locked.update(got)
+    transaction._locked_records[Model._table].update(locked)
+    return locked
+
+
+def log_transitions(Model, ids, state, field='state'):
+    """Record in ir.model.log that the records ids of Model moved to state.
+
+    The rows trytond writes for a Workflow transition (event 'transition',
+    target '<field>:<state>', user and create_uid the transaction's user,
+    create_date the transaction's timestamp), inserted by one
+    INSERT … SELECT per slice of ids instead of the per-record save
+    ModelStorage.log defers to the commit.
+    """
+    from sql import Literal
+    from sql.functions import CurrentTimestamp
+    from sql.operators import Concat
+    from trytond.pool import Pool
+    from trytond.tools import grouped_slice, reduce_ids
+    from trytond.transaction import Transaction
+    if not Model._log or not ids:
+        return
+    Log = Pool().get('ir.model.log')
+    transaction = Transaction()
+    cursor = transaction.connection.cursor()
+    log = Log.__table__()
+    table = Model.__table__()
+    user = transaction.user
+    for sub_ids in grouped_slice(sorted({int(i) for i in ids}), in_max()):
+        cursor.execute(*log.insert(
+                [log.create_uid, log.create_date, log.resource, log.event,
+                    log.target, log.user],
+                table.select(
+                    Literal(user), CurrentTimestamp(),
+                    Concat(f'{Model.__name__},',
+                        Log.resource.sql_cast(table.id)),
+                    Literal('transition'), Literal(f'{field}:{state}'),
+                    Literal(user),
+                    where=reduce_ids(table.id, sub_ids))))
+
+
+def in_new_transaction(func, *args, readonly=False, retries=0, **kwargs):
+    """Run func(*args, **kwargs) in a transaction of its own (the current
+    one's database, user and context) and commit it; return its result.
+
+    As the dispatcher and the cron do: a TransactionError (a lock to take
+    first) restarts it with the lock taken, a DatabaseOperationalError
+    (lock held, serialization failure) is retried `retries` times, then
+    raised.  Any other error rolls it back and is raised.
+    """
+    import time
+
+    from trytond import backend
+    from trytond.transaction import Transaction, TransactionError
+    extras, count = {}, 0
+    while True:
+        try:
+            with Transaction().new_transaction(
+                    readonly=readonly, **extras) as transaction:
+                try:
+                    return func(*args, **kwargs)
+                except TransactionError as error:
+                    transaction.rollback()
+                    error.fix(extras)
+                    continue
+        except backend.DatabaseOperationalError:
+            if count >= retries:
+                raise
+            count += 1
+            time.sleep(0.02 * count)
+
 # ---- Input of RPC methods --------------------------------------------------
 # A method exposed in __rpc__ receives whatever JSON or XML-RPC carries:
 # these turn each parameter into what the method needs or raise InputError

@@ -12,7 +12,7 @@ from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.tools import (
-    guarded, lock_rows, move_state, now)
+    guarded, lock_rows, log_transitions, move_state, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -408,7 +408,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
         if len(reserved) != len(grants):
             raise CouponError(gettext(
                     'course_coupon.msg_grant_taken_meanwhile'))
-        cls.log(cls.browse(reserved), 'transition', 'state:reserved')
+        log_transitions(cls, reserved, 'reserved')
 
     @classmethod
     def _move(cls, where, values, state):
@@ -418,10 +418,9 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
         cursor = Transaction().connection.cursor()
         cursor.execute(*table.select(table.id, where=where(table)))
         ids = move_state(cls, [i for i, in cursor], where, values)
-        grants = cls.browse(ids)
-        if grants:
-            cls.log(grants, 'transition', f'state:{state}')
-        return grants
+        # Set-based: the expiry job releases thousands of grants at once
+        log_transitions(cls, ids, state)
+        return cls.browse(ids)
 
     @classmethod
     def use(cls, orders):

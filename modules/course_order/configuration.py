@@ -5,6 +5,7 @@ from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, Id
 
 DEFAULT_ORDER_TIMEOUT = 900
+DEFAULT_EXPIRY_QUERY_ATTEMPTS = 5
 
 
 def order_sequence_field(company_domain):
@@ -31,6 +32,13 @@ class Configuration(CompanyMultiValueMixin, metaclass=PoolMeta):
     discounts_combinable = fields.Boolean(
         "Combine Discount Kinds",
         help="Allow a coupon and credit points on the same order.")
+    expiry_query_attempts = fields.Integer(
+        "Payment Query Attempts", required=True,
+        domain=[('expiry_query_attempts', '>', 0)],
+        help="How many runs of the expiry job may fail to learn from the "
+        "payment method whether an overdue order is paid before the order "
+        "is shown to staff as Payment Unknown (it is never expired while "
+        "unknown).")
 
     @classmethod
     def default_order_timeout(cls):
@@ -51,8 +59,15 @@ class Configuration(CompanyMultiValueMixin, metaclass=PoolMeta):
     def default_discounts_combinable(cls):
         return False
 
+    @classmethod
+    def default_expiry_query_attempts(cls):
+        return DEFAULT_EXPIRY_QUERY_ATTEMPTS
+
     def get_order_timeout(self):
         return self.order_timeout or DEFAULT_ORDER_TIMEOUT
+
+    def get_expiry_query_attempts(self):
+        return self.expiry_query_attempts or DEFAULT_EXPIRY_QUERY_ATTEMPTS
 
     def get_order_number(self, company):
         "The next order number of company"

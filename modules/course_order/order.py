@@ -1,5 +1,6 @@
 "Course orders: checkout pipeline, workflow, expiry"
 import datetime as dt
+import logging
 from collections import defaultdict
 from decimal import Decimal
 from types import SimpleNamespace
@@ -13,14 +14,18 @@ from trytond.model import (
     Index, ModelSQL, ModelView, Unique, Workflow, fields)
 from trytond.modules.course.tools import (
     allocate, check_dict, check_id, check_list, check_record, check_text,
-    guarded, in_group, lock_rows, move_state, now, round_amount)
+    clear_cache, guarded, in_group, in_max, in_new_transaction, lock_rows,
+    log_transitions, move_state, now, round_amount, try_lock_rows)
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval
 from trytond.rpc import RPC
+from trytond.tools import grouped_slice, reduce_ids
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import (
     AuditError, CheckoutError, OrderModificationError, OrderStateError)
+
+logger = logging.getLogger(__name__)
 
 
 STATES = [
@@ -191,6 +196,16 @@ class Order(Workflow, ModelSQL, ModelView):
     order_date = fields.Function(
         fields.DateTime("Date"), 'get_order_date',
         searcher='search_order_date')
+    payment_query_failures = fields.Integer(
+        "Failed Payment Queries", readonly=True,
+        help="How many runs of the expiry job could not learn from the "
+        "payment method whether the order is paid.")
+    payment_unknown = fields.Function(fields.Boolean(
+            "Payment Unknown",
+            help="The order is past its deadline but its payment method "
+            "could not say whether it is paid, after the number of tries "
+            "of the configuration: staff check it with the provider."),
+        'get_payment_unknown', searcher='search_payment_unknown')
 
     @classmethod
     def __setup__(cls):
@@ -247,6 +262,10 @@ class Order(Workflow, ModelSQL, ModelView):
     def default_company(cls):
         return Transaction().context.get('company')
 
+    @classmethod
+    def default_payment_query_failures(cls):
+        return 0
+
     def get_title(self, name):
         names = [l.product.rec_name for l in self.lines if l.product]
         if len(names) <= 1:
@@ -276,6 +295,35 @@ class Order(Workflow, ModelSQL, ModelView):
             raise OrderModificationError(gettext(
                     'course_order.msg_order_create_external'))
         return super().create(vlist)
+
+    @classmethod
+    def get_payment_unknown(cls, orders, name):
+        attempts = cls._expiry_query_attempts()
+        return {
+            o.id: o.state == 'unpaid'
+            and (o.payment_query_failures or 0) >= attempts
+            for o in orders}
+
+    @classmethod
+    def search_payment_unknown(cls, name, clause):
+        _, operator, value = clause[:3]
+        attempts = cls._expiry_query_attempts()
+        if (operator == '=') == bool(value):
+            return [
+                ('state', '=', 'unpaid'),
+                ('payment_query_failures', '>=', attempts),
+                ]
+        return ['OR',
+            ('state', '!=', 'unpaid'),
+            ('payment_query_failures', '=', None),
+            ('payment_query_failures', '<', attempts),
+            ]
+
+    @classmethod
+    def _expiry_query_attempts(cls):
+        "How many failed payment queries make an order's payment unknown"
+        Configuration = Pool().get('course.configuration')
+        return Configuration(1).get_expiry_query_attempts()
 
     @classmethod
     def check_modification(cls, mode, orders, values=None, external=False):
@@ -753,7 +801,8 @@ class Order(Workflow, ModelSQL, ModelView):
 
     # ---- Payment method hooks --------------------------------------------
     # For a method m, a payment module may define the classmethods
-    # _payment_start_m(orders), _payment_query_m(orders) -> paid orders,
+    # _payment_start_m(orders), _payment_query_m(orders) -> {order: 'paid',
+    # 'unpaid' or 'unknown'} (see _payment_query and doc/expiry.rst),
     # _payment_close_m(orders) and _payment_refund_m(orders) -> refunded
     # orders (those done at once; the others stay refunding).
 
@@ -921,42 +970,171 @@ class Order(Workflow, ModelSQL, ModelView):
                 for e in l.get_shortened_enrollments()])
 
     # ---- Expiry ----------------------------------------------------------
+    # The job works in transactions of its own, one committed batch at a
+    # time, and yields to live checkouts: see doc/expiry.rst.
 
     @classmethod
-    def expire_overdue(cls, batch_size=500):
-        """Expire the unpaid orders past their deadline (the cron job).
+    def expire_overdue(cls, batch_size=200):
+        """Expire the unpaid orders past their deadline (the cron job);
+        return the orders it expired.
 
-        Works a batch at a time.  The payment method is asked first: an
-        order its provider reports paid is fulfilled instead.  The state
-        moves by a conditional UPDATE, so an order paid or cancelled
-        meanwhile is left alone.
+        Each batch is committed in a transaction of its own: orders the
+        caller's transaction created and did not commit are not seen, and
+        what the job did is not undone by the caller's rollback.
         """
-        company = Transaction().context.get('company')
-        domain = [
-            ('state', '=', 'unpaid'),
-            ('pay_deadline', '<', now()),
-            ]
-        if company:
-            domain.append(('company', '=', company))
+        run = cls._run_expiry(batch_size)
+        return cls.browse(run.expired)
+
+    @classmethod
+    def _run_expiry(cls, batch_size=200):
+        """Take the overdue unpaid orders a batch at a time (by id), ask
+        their payment methods, then pay, count or expire each group in a
+        transaction of its own; return the ExpiryRun"""
+        run = ExpiryRun()
+        deadline = now()
         last_id = 0
-        expired = []
         while True:
-            batch = cls.search(
-                domain + [('id', '>', last_id)],
-                order=[('id', 'ASC')], limit=batch_size)
+            batch = run.attempt(
+                cls._overdue_batch, deadline, last_id, batch_size,
+                readonly=True)
             if not batch:
                 break
-            last_id = batch[-1].id
-            paid = cls._payment_hook('query', batch)
-            if paid:
-                cls.pay(paid)
-            rest = [o for o in batch if o not in set(paid)]
-            expired.extend(cls._expire(rest))
-        return expired
+            last_id = batch[-1][0]
+            run.batches += 1
+            parties = {order: party for order, party, _ in batch}
+            answers = cls._payment_query(run, batch)
+            run.record({o: a for o, a in answers.items() if a == 'busy'})
+            for answer, func in [
+                    ('paid', cls._expiry_pay),
+                    ('unknown', cls._expiry_count_unknown),
+                    ('unpaid', cls._expiry_expire),
+                    ]:
+                ids = [o for o, _, _ in batch if answers[o] == answer]
+                run.record(run.each(func, ids, parties))
+        logger.info("expiry of course orders: %s", run)
+        return run
+
+    @classmethod
+    def _overdue_batch(cls, deadline, after, size):
+        """The next size unpaid orders past deadline with an id above after
+        (in the context's company, if any): [(id, party id, pay method)]"""
+        transaction = Transaction()
+        cursor = transaction.connection.cursor()
+        table = cls.__table__()
+        where = ((table.state == 'unpaid') & (table.pay_deadline < deadline)
+            & (table.id > after))
+        company = transaction.context.get('company')
+        if company:
+            where &= table.company == company
+        cursor.execute(*table.select(
+                table.id, table.party, table.pay_method, where=where,
+                order_by=[table.id.asc], limit=size))
+        return cursor.fetchall()
+
+    @classmethod
+    def _payment_query(cls, run, batch):
+        """Ask the payment method of each order whether it is paid; return
+        {order id: 'paid', 'unpaid', 'unknown' or 'busy'}.
+
+        A method without a query hook has no provider to ask: its orders
+        are unpaid.  Each method's hook is called in a transaction of its
+        own; when it raises, each of its orders is asked alone and those
+        whose question still raises are unknown (logged).
+        """
+        by_method = defaultdict(list)
+        for order, _, method in batch:
+            by_method[method].append(order)
+        answers = {}
+        for method, ids in by_method.items():
+            if getattr(cls, f'_payment_query_{method}', None) is None:
+                answers.update(dict.fromkeys(ids, 'unpaid'))
+            else:
+                answers.update(run.each(
+                        cls._payment_ask, ids, method, failed='unknown'))
+        return answers
+
+    @classmethod
+    def _payment_ask(cls, ids, method):
+        """Call the query hook of method for the orders ids: {id: answer};
+        an order the hook does not answer for is unknown"""
+        hook = getattr(cls, f'_payment_query_{method}')
+        result = hook(cls.browse(ids))
+        if not isinstance(result, dict):
+            raise TypeError(
+                f"_payment_query_{method} returned {type(result).__name__}, "
+                "not a dict {order: 'paid', 'unpaid' or 'unknown'}")
+        answers = dict.fromkeys(ids, 'unknown')
+        for order, answer in result.items():
+            if int(order) in answers and answer in PAYMENT_ANSWERS:
+                answers[int(order)] = answer
+            else:
+                logger.warning(
+                    "_payment_query_%s answered %r for order %s: ignored",
+                    method, answer, order)
+        return answers
+
+    @classmethod
+    def _expiry_ready(cls, ids, parties):
+        """Lock the students of the orders ids that no one else holds now
+        (a live checkout has them): return the ids whose student is locked
+        and {id: 'busy'} for the others, left for the next run"""
+        Party = Pool().get('party.party')
+        free = try_lock_rows(Party, {parties[i] for i in ids})
+        ready = [i for i in ids if parties[i] in free]
+        return ready, {i: 'busy' for i in ids if parties[i] not in free}
+
+    @classmethod
+    def _expiry_pay(cls, ids, parties):
+        """The provider reports the orders ids paid: pay and fulfil them;
+        return {id: outcome}"""
+        ready, outcomes = cls._expiry_ready(ids, parties)
+        outcomes.update(dict.fromkeys(ready, 'skipped'))
+        outcomes.update(
+            (o.id, 'paid') for o in cls.pay(cls.browse(ready)) or [])
+        return outcomes
+
+    @classmethod
+    def _expiry_count_unknown(cls, ids, parties):
+        """Nobody could say whether the orders ids are paid: count the
+        failed query on the still unpaid ones (they are not expired);
+        return {id: 'unknown'}"""
+        transaction = Transaction()
+        cursor = transaction.connection.cursor()
+        table = cls.__table__()
+        attempts = cls._expiry_query_attempts()
+        failures = Coalesce(table.payment_query_failures, 0)
+        counted = {}
+        for sub_ids in grouped_slice(ids, in_max()):
+            where = reduce_ids(table.id, sub_ids) & (table.state == 'unpaid')
+            cursor.execute(*table.update(
+                    [table.payment_query_failures, table.write_date,
+                        table.write_uid],
+                    [failures + 1, now(), transaction.user], where=where))
+            cursor.execute(*table.select(
+                    table.id, table.number, table.payment_query_failures,
+                    where=where))
+            for order, number, count in cursor:
+                counted[order] = 'unknown'
+                if count == attempts:
+                    logger.warning(
+                        "order %s: payment still unknown after %d queries, "
+                        "shown to staff (Payment Unknown)", number, count)
+        clear_cache(cls, list(counted))
+        return counted
+
+    @classmethod
+    def _expiry_expire(cls, ids, parties):
+        "Expire the orders ids whose student is free: {id: outcome}"
+        ready, outcomes = cls._expiry_ready(ids, parties)
+        outcomes.update(dict.fromkeys(ready, 'skipped'))
+        outcomes.update(
+            (o.id, 'expired') for o in cls._expire(cls.browse(ready)))
+        return outcomes
 
     @classmethod
     def _expire(cls, orders):
-        "Move the still unpaid orders to expired and release them"
+        """Move the still unpaid orders to expired and release them, in the
+        current transaction; return the expired orders"""
         if not orders:
             return []
         at = now()
@@ -965,10 +1143,81 @@ class Order(Workflow, ModelSQL, ModelView):
             {'state': 'expired', 'cancelled_at': at})
         expired = cls.browse(sorted(moved))
         if expired:
-            cls.log(expired, 'transition', 'state:expired')
+            log_transitions(cls, moved, 'expired')
             cls._payment_hook('close', expired)
             cls.release(expired)
         return expired
+
+
+PAYMENT_ANSWERS = {'paid', 'unpaid', 'unknown'}
+
+
+class ExpiryRun:
+    """One run of the expiry job: the orders by outcome, the batches and
+    the transactions it took (for the log and the benchmark).
+
+    Outcomes: expired; paid (reported paid by the provider); unknown (not
+    expired, counted); busy (the student was held by a live checkout, or
+    the rows were locked: left for the next run); skipped (no longer
+    unpaid); failed (raised on its own: logged, left for the next run).
+    """
+    OUTCOMES = ['expired', 'paid', 'unknown', 'busy', 'skipped', 'failed']
+
+    def __init__(self):
+        self.outcomes = {o: [] for o in self.OUTCOMES}
+        self.batches = 0
+        self.transactions = 0
+
+    @property
+    def expired(self):
+        return self.outcomes['expired']
+
+    def __str__(self):
+        counts = ', '.join(
+            f'{len(ids)} {o}' for o, ids in self.outcomes.items())
+        return (f"{counts} in {self.batches} batches, "
+            f"{self.transactions} transactions")
+
+    def record(self, outcomes):
+        for order, outcome in outcomes.items():
+            self.outcomes[outcome].append(order)
+
+    def attempt(self, func, *args, readonly=False, retries=0):
+        "Run func(*args) in a committed transaction of its own"
+        def counted(*args):
+            self.transactions += 1
+            return func(*args)
+        return in_new_transaction(
+            counted, *args, readonly=readonly, retries=retries)
+
+    def each(self, func, ids, *args, failed='failed'):
+        """Return func(ids, *args) ({id: outcome}) run in a transaction of
+        its own; when it raises, run it again for each order alone: an
+        order that still raises gets the outcome failed, or busy for a
+        lock or serialization error (logged, never stopping the others)"""
+        from trytond import backend
+        if not ids:
+            return {}
+        try:
+            return self.attempt(func, ids, *args, retries=2)
+        except Exception:
+            logger.warning(
+                "%s failed for %d orders: retried one by one",
+                func.__name__, len(ids), exc_info=True)
+        outcomes = {}
+        for order in ids:
+            try:
+                outcomes.update(self.attempt(func, [order], *args))
+            except backend.DatabaseOperationalError:
+                logger.info(
+                    "%s: order id %d is busy, left for the next run",
+                    func.__name__, order)
+                outcomes[order] = 'busy'
+            except Exception:
+                logger.exception(
+                    "%s failed for order id %d", func.__name__, order)
+                outcomes[order] = failed
+        return outcomes
 
 
 class OrderLine(ModelSQL, ModelView):

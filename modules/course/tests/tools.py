@@ -139,14 +139,17 @@ class CommittedTestMixin:
 
 class ConcurrencyTestMixin(CommittedTestMixin):
     """Tests with real parallel transactions; PostgreSQL only (SQLite
-    serializes writers on the database file)."""
+    serializes writers on the database file).  Tests that only need
+    committed data in transactions of their own set `postgresql_only` False
+    to run on SQLite too."""
+    postgresql_only = True
 
     @classmethod
     def setUpClass(cls):
         import unittest
 
         from trytond import backend
-        if backend.name != 'postgresql':
+        if cls.postgresql_only and backend.name != 'postgresql':
             raise unittest.SkipTest("parallel transactions need PostgreSQL")
         super().setUpClass()
 

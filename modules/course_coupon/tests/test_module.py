@@ -410,7 +410,7 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         order = checkout(cat.student, cat.course_b, grants=[grant.id])
         Order.write([order], {
                 'pay_deadline': dt.datetime.now() - dt.timedelta(minutes=1)})
-        self.assertEqual(Order.expire_overdue(), [order])
+        self.assertEqual(Order._expire([order]), [order])
         self.assertEqual(grant.state, 'available')
         # paid → used
         order = checkout(cat.student, cat.course_b, grants=[grant.id])
@@ -447,7 +447,7 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         Grant.write([grant], {'valid_to': utcnow() - dt.timedelta(seconds=1)})
         Order.write([order], {
                 'pay_deadline': dt.datetime.now() - dt.timedelta(minutes=1)})
-        self.assertEqual(Order.expire_overdue(), [order])
+        self.assertEqual(Order._expire([order]), [order])
         self.assertEqual(order.state, 'expired')
         self.assertEqual(
             (grant.state, grant.order, grant.discount_amount),

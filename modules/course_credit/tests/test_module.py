@@ -318,7 +318,7 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         order = checkout(cat.student, cat.course_a, cat.course_b, credit=200)
         Order.write([order], {
                 'pay_deadline': dt.datetime.now() - dt.timedelta(minutes=1)})
-        self.assertEqual(Order.expire_overdue(), [order])
+        self.assertEqual(Order._expire([order]), [order])
         self.assertEqual(order.state, 'expired')
         self.assertEqual(
             self.credit_movements(order), [('spend', -200), ('refund', 200)])

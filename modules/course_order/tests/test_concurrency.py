@@ -1,12 +1,18 @@
 "Races on orders, with real parallel transactions (PostgreSQL only)"
 import datetime as dt
+import threading
+import time
 import unittest
 from collections import Counter
+from unittest.mock import patch
 
 from trytond import backend
 from trytond.exceptions import UserError
 from trytond.modules.course.tests.tools import (
     ConcurrencyTestMixin, create_catalog)
+from trytond.modules.course.tools import lock_rows
+from trytond.modules.course_order.tests.tools import (
+    create_overdue_orders, patch_release_locking_students)
 from trytond.pool import Pool
 
 
@@ -106,6 +112,104 @@ class OrderConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             for kind, result in results:
                 if kind == 'error':
                     self.assertIsInstance(result, UserError, results)
+
+    def overdue(self, count, students):
+        "Commit count overdue orders, the first students' first"
+        def create():
+            Company = Pool().get('company.company')
+            ids, parties = create_overdue_orders(
+                Company(self.company_id), count, students)
+            # Course C of the catalog: the students have no order of it
+            Course = Pool().get('course.course')
+            other, = Course.search([('name', '=', 'C')], limit=1)
+            return ids, parties, other.id
+        return self.run_transaction(create)
+
+    def test_checkout_beside_expiry_not_blocked(self):
+        """A student whose orders the job expired checks out while the job
+        goes on: not blocked by it (its batch is committed)"""
+        ids, parties, course = self.overdue(60, students=6)
+        Order = self.run_transaction(lambda: Pool().get('course.order'))
+        calls = []
+        later_batch = threading.Event()
+
+        def slow_release(cls, orders):
+            # Each batch takes a while; the student of batch 1 checks out
+            # while batch 3 runs
+            locking_release(cls, orders)
+            if len(calls) >= 3:
+                later_batch.set()
+            time.sleep(0.3)
+
+        def job():
+            Order = Pool().get('course.order')
+            return [o.id for o in Order.expire_overdue(10)]
+
+        def buy():
+            Order = Pool().get('course.order')
+            return Order.checkout(
+                parties[0], [{'course': course}], 'manual', {}).id
+        result = {}
+
+        def run_job():
+            start = time.monotonic()
+            result['expired'] = self.run_transaction(job)
+            result['job'] = time.monotonic() - start
+        with patch_release_locking_students(Order, calls):
+            locking_release = Order.release.__func__
+            with patch.object(Order, 'release', classmethod(slow_release)):
+                thread = threading.Thread(target=run_job)
+                thread.start()
+                self.assertTrue(later_batch.wait(60))
+                start = time.monotonic()
+                order = self.run_transaction(buy)
+                latency = time.monotonic() - start
+                thread.join()
+        self.assertTrue(order)
+        self.assertEqual(sorted(result['expired']), ids)
+        # The job still had batches to go when the checkout was done
+        self.assertLess(latency, 1.5, result)
+        self.assertLess(latency, result['job'] / 2, result)
+
+    def test_expiry_skips_student_held_by_checkout(self):
+        """The job does not wait for a student a live checkout holds: it
+        leaves that student's orders for the next run"""
+        ids, parties, _ = self.overdue(6, students=3)
+        held = parties[2]
+        locked, done = threading.Event(), threading.Event()
+
+        def hold():
+            Party = Pool().get('party.party')
+            lock_rows(Party, [Party(held)])
+            locked.set()
+            done.wait(5)
+        holder = threading.Thread(target=self.run_transaction, args=(hold,))
+        holder.start()
+        self.assertTrue(locked.wait(30))
+        Order = self.run_transaction(lambda: Pool().get('course.order'))
+
+        def job():
+            Order = Pool().get('course.order')
+            return sorted(o.id for o in Order.expire_overdue())
+
+        def states():
+            Order = Pool().get('course.order')
+            return [o.state for o in Order.browse(ids)]
+        try:
+            with patch_release_locking_students(Order):
+                start = time.monotonic()
+                expired = self.run_transaction(job)
+                duration = time.monotonic() - start
+                held_states = self.run_transaction(states)
+        finally:
+            done.set()
+            holder.join()
+        self.assertEqual(expired, ids[:2] + ids[4:])
+        self.assertEqual(held_states[2:4], ['unpaid', 'unpaid'])
+        self.assertLess(duration, 3)
+        # The next run, once the checkout ended, expires them
+        with patch_release_locking_students(Order):
+            self.assertEqual(self.run_transaction(job), ids[2:4])
 
 
 del ConcurrencyTestMixin

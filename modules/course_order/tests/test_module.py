@@ -630,9 +630,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         cancelled = checkout(cat.student, cat.course_a)
         Order.cancel([cancelled])
         expired = checkout(cat.student, cat.course_b)
-        Order.write([expired], {
-                'pay_deadline': utcnow() - dt.timedelta(minutes=1)})
-        self.assertEqual(Order.expire_overdue(), [expired])
+        self.assertEqual(Order._expire([expired]), [expired])
         for order, state in [(cancelled, "Cancelled"), (expired, "Expired")]:
             with self.assertRaises(UserError) as cm:
                 Order.pay([order])
@@ -687,6 +685,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
             [(d.name, PYSONDecoder().decode(d.domain) if d.domain else None)
                 for d in action.act_window_domains], [
                 ("Unpaid", [['state', '=', 'unpaid']]),
+                ("Payment Unknown", [['payment_unknown', '=', True]]),
                 ("Paid", [['state', '=', 'paid']]),
                 ("Cancelled / Expired",
                     [['state', 'in', ['cancelled', 'expired']]]),
@@ -725,46 +724,6 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(shown('confirm_payment'), {'unpaid'})
         self.assertEqual(shown('confirm_payment', 'free'), set())
         self.assertEqual(shown('refund'), {'paid'})
-
-    @with_transaction()
-    def test_expire_by_cron(self):
-        "The cron job expires unpaid orders past their deadline only"
-        pool = Pool()
-        Order = pool.get('course.order')
-        Cron = pool.get('ir.cron')
-        cat = self.catalog()
-        late = checkout(cat.student, cat.course_a)
-        on_time = checkout(cat.student, cat.course_b)
-        paid = checkout(cat.other_student, cat.course_a)
-        Order.confirm_payment([paid])
-        Order.write([late, paid], {
-                'pay_deadline': utcnow() - dt.timedelta(minutes=1)})
-        cron, = Cron.search([('method', '=', 'course.order|expire_overdue')])
-        self.assertEqual(cron.interval_type, 'minutes')
-        with Transaction().set_context(company=cat.company.id):
-            expired = Order.expire_overdue(batch_size=1)
-        self.assertEqual(expired, [late])
-        self.assertEqual(late.state, 'expired')
-        self.assertTrue(late.cancelled_at)
-        self.assertEqual(on_time.state, 'unpaid')
-        self.assertEqual(paid.state, 'paid')
-        with self.assertRaises(UserError):
-            Order.confirm_payment([late])
-        self.assertEqual(Order.expire_overdue(), [])
-
-    @with_transaction()
-    def test_expire_asks_payment_method(self):
-        "An order the provider reports paid is fulfilled, not expired"
-        Order = Pool().get('course.order')
-        cat = self.catalog()
-        order = checkout(cat.student, cat.course_a)
-        Order.write([order], {
-                'pay_deadline': utcnow() - dt.timedelta(minutes=1)})
-        Order._payment_query_manual = classmethod(lambda cls, orders: orders)
-        self.addCleanup(delattr, Order, '_payment_query_manual')
-        self.assertEqual(Order.expire_overdue(), [])
-        self.assertEqual(order.state, 'paid')
-        self.assertEqual(len(order.enrollments), 1)
 
     @with_transaction()
     def test_delete_only_closed(self):

@@ -56,3 +56,49 @@ class StatementCounter:
         else:
             import psycopg
             psycopg.Cursor.execute = self._patched
+
+
+def patch_release_locking_students(Order, calls=None):
+    """Return a patcher of Order.release that also locks and writes the
+    orders' students, as giving back credit points does (course_credit
+    records the movements under lock_rows of the students); each call's
+    order ids are appended to calls"""
+    from unittest.mock import patch
+
+    from trytond.modules.course.tools import lock_rows
+    release = Order.release.__func__
+
+    def locking_release(cls, orders):
+        Party = Pool().get('party.party')
+        lock_rows(Party, list({o.party for o in orders}))
+        if calls is not None:
+            calls.append([o.id for o in orders])
+        release(cls, orders)
+    return patch.object(Order, 'release', classmethod(locking_release))
+
+
+def create_overdue_orders(company, count, students=1, pay_method='manual'):
+    """Create a catalog in company and count unpaid orders past their
+    deadline, one course each, the first students' orders first (each
+    student has count / students); return (order ids, party id of each)"""
+    import datetime as dt
+
+    from trytond.modules.course.tests.tools import create_catalog
+    from trytond.modules.course.tools import now
+    pool = Pool()
+    Course = pool.get('course.course')
+    Order = pool.get('course.order')
+    Party = pool.get('party.party')
+    cat = create_catalog(company)
+    per_student = -(-count // students)
+    courses = Course.copy([cat.course_b] * per_student)
+    Course.write(courses, {'published': True})
+    parties = [cat.student] + Party.create(
+        [{'name': f"Student {i}"} for i in range(1, students)])
+    orders = [
+        Order.checkout(
+            parties[i // per_student].id,
+            [{'course': courses[i % per_student].id}], pay_method, {})
+        for i in range(count)]
+    Order.write(orders, {'pay_deadline': now() - dt.timedelta(minutes=1)})
+    return [o.id for o in orders], [o.party.id for o in orders]
