@@ -221,7 +221,7 @@ class Course(
                 r.id: r for r in Model.search([('id', 'in', list(ids))])}
         missing = ids - records.keys()
         if missing:
-            raise _input_error(name, min(missing), 'id')
+            raise _input_error(name, min(missing), 'course.msg_input_kind_id')
         return records
 
     @classmethod
