@@ -28,7 +28,6 @@ import os
 import random
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 
@@ -132,6 +131,7 @@ def bench_expiry(count, threads, batch_size, profile=False):
         create_catalog, run_transaction)
     from trytond.modules.course_coupon.tests.tools import (
         create_coupon, give)
+    from trytond.modules.course_order.tests.tools import StatementCounter
     from trytond.pool import Pool
     from trytond.tests.test_tryton import activate_module
     from trytond.transaction import Transaction
@@ -187,11 +187,13 @@ def bench_expiry(count, threads, batch_size, profile=False):
     elif threads:
         print("  (no live checkouts on SQLite: its in-memory database is "
             "the process's own)")
-    counter = ThreadStatementCounter()
+    counter = None
 
     def job():
+        nonlocal counter
         Order = Pool().get('course.order')
-        with counter:
+        # The job's own statements, not those of the live checkouts
+        with StatementCounter(thread_only=True) as counter:
             return Order._run_expiry(batch_size)
     if profile:
         import cProfile
@@ -515,44 +517,6 @@ def live_checkouts(root, pairs, context, ready, stopping, results):
         else:
             latencies.append((at, time.perf_counter() - start))
     results.put((latencies, errors))
-
-
-class ThreadStatementCounter:
-    "Count the SQL statements of the current thread only (PostgreSQL)"
-
-    def __init__(self):
-        self.count = 0
-        self._original = None
-        self._thread = None
-
-    def __enter__(self):
-        from trytond import backend
-        from trytond.transaction import Transaction
-        self._thread = threading.get_ident()
-        if backend.name == 'sqlite':
-            self._connection = Transaction().connection
-            self._connection.set_trace_callback(self._trace)
-        else:
-            import psycopg
-            original = self._original = psycopg.Cursor.execute
-            counter = self
-
-            def execute(cursor, *args, **kwargs):
-                if threading.get_ident() == counter._thread:
-                    counter.count += 1
-                return original(cursor, *args, **kwargs)
-            psycopg.Cursor.execute = execute
-        return self
-
-    def _trace(self, statement):
-        self.count += 1
-
-    def __exit__(self, *exc):
-        if self._original is None:
-            self._connection.set_trace_callback(None)
-        else:
-            import psycopg
-            psycopg.Cursor.execute = self._original
 
 
 def main():

@@ -21,14 +21,17 @@ class StatementCounter:
     the connection's trace hook is used.  Note that Tryton inserts rows one
     by one on SQLite (no multi-row ids there), so only PostgreSQL shows
     whether a create is batched.  Use as a context manager; `count` holds
-    the result.
+    the result.  With thread_only, the statements other threads run
+    meanwhile (PostgreSQL) are not counted.
     """
 
-    def __init__(self):
+    def __init__(self, thread_only=False):
         from trytond.transaction import Transaction
         self.connection = Transaction().connection
         self.count = 0
         self._patched = None
+        self._thread = None
+        self.thread_only = thread_only
 
     def _trace(self, statement):
         self.count += 1
@@ -38,12 +41,17 @@ class StatementCounter:
         if backend.name == 'sqlite':
             self.connection.set_trace_callback(self._trace)
         else:
+            import threading
+
             import psycopg
             original = psycopg.Cursor.execute
             counter = self
+            self._thread = threading.get_ident()
 
             def execute(cursor, *args, **kwargs):
-                counter.count += 1
+                if (not counter.thread_only
+                        or threading.get_ident() == counter._thread):
+                    counter.count += 1
                 return original(cursor, *args, **kwargs)
             psycopg.Cursor.execute = execute
             self._patched = original
