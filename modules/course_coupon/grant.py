@@ -260,6 +260,8 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
                             'party': party.id, 'origin': origin,
                             'granted_at': at, 'valid_from': valid_from,
                             'valid_to': valid_to}))
+                # a coupon or a party given twice counts twice
+                counts[(coupon.id, party.id)] += 1
         return cls._issue(to_create)
 
     @classmethod
