@@ -208,7 +208,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
             raise CouponError(gettext(
                     'course_coupon.msg_grant_expired', grant=self.code))
 
-    # ---- Issuing: staff grants, claims, codes --------------------------------
+    # ---- Issuing: staff grants, claims, codes -------------------------------
 
     @classmethod
     def held_counts(cls, coupons, parties):
@@ -308,7 +308,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
                             'valid_from': valid_from, 'valid_to': valid_to}))
         return cls._issue(to_create)
 
-    # ---- Redemption of a code ------------------------------------------------
+    # ---- Redemption of a code -----------------------------------------------
 
     @classmethod
     def redeem(cls, party, code):
@@ -377,7 +377,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
                     'course_coupon.msg_redeem_unknown', code=code))
         return grant
 
-    # ---- Workflow ------------------------------------------------------------
+    # ---- Workflow -----------------------------------------------------------
 
     @classmethod
     @ModelView.button
