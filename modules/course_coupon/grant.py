@@ -208,7 +208,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
             raise CouponError(gettext(
                     'course_coupon.msg_grant_expired', grant=self.code))
 
-    # ---- Issuing: staff grants, claims, codes --------------------------------
+    # ---- Issuing: staff grants, claims, codes -------------------------------
 
     @classmethod
     def held_counts(cls, coupons, parties):
@@ -260,6 +260,8 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
                             'party': party.id, 'origin': origin,
                             'granted_at': at, 'valid_from': valid_from,
                             'valid_to': valid_to}))
+                # a coupon or a party given twice counts twice
+                counts[(coupon.id, party.id)] += 1
         return cls._issue(to_create)
 
     @classmethod
@@ -306,7 +308,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
                             'valid_from': valid_from, 'valid_to': valid_to}))
         return cls._issue(to_create)
 
-    # ---- Redemption of a code ------------------------------------------------
+    # ---- Redemption of a code -----------------------------------------------
 
     @classmethod
     def redeem(cls, party, code):
@@ -375,7 +377,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
                     'course_coupon.msg_redeem_unknown', code=code))
         return grant
 
-    # ---- Workflow ------------------------------------------------------------
+    # ---- Workflow -----------------------------------------------------------
 
     @classmethod
     @ModelView.button

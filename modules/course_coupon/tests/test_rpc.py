@@ -297,6 +297,11 @@ class CouponRPCTestCase(RPCTestMixin, unittest.TestCase):
             calls.append(('grant', ([staff], [party], 'staff', skip)))
         for number in BAD_INTS + [0, 10 ** 6, 10 ** 8]:
             calls.append(('generate', ([staff], number)))
+        # the same student or coupon twice: over the limit of one
+        calls += [
+            ('grant', ([staff], [party, party], 'staff', False)),
+            ('claim', ([data['claim'], data['claim']], party)),
+            ]
         # 10001 grants: over the per-call maximum, refused before the ids
         # are looked up
         calls.append(('grant', ([staff], [party] * 10001, 'staff', False)))
