@@ -59,7 +59,8 @@ def measure(label, func, *args):
     return result
 
 
-def run(expiry, checkouts, batch_size, hot_paths=True, profile=False):
+def run(expiry, checkouts, batch_size, hot_paths=True, profile=False,
+        mix=None):
     from decimal import Decimal
 
     from trytond.modules.company.tests import create_company
@@ -106,7 +107,7 @@ def run(expiry, checkouts, batch_size, hot_paths=True, profile=False):
     try:
         bench()
         if expiry:
-            bench_expiry(expiry, checkouts, batch_size, profile)
+            bench_expiry(expiry, checkouts, batch_size, profile, mix)
     finally:
         drop_db()
 
@@ -124,7 +125,7 @@ KINDS = [
     ]
 
 
-def bench_expiry(count, threads, batch_size, profile=False):
+def bench_expiry(count, threads, batch_size, profile=False, mix=None):
     from trytond import backend
     from trytond.modules.company.tests import create_company
     from trytond.modules.course.tests.tools import (
@@ -174,11 +175,12 @@ def bench_expiry(count, threads, batch_size, profile=False):
             [c.id for c in courses[COURSES:]], templates)
     company, courses, live_courses, templates = run_transaction(setup)
     context = {'company': company}
+    mix = mix or [kind for kind, _ in KINDS]
     students = run_transaction(
-        copy_orders, templates, courses, count, context=context)
-    print(f"  created {count} orders of {len(students)} students by SQL "
-        f"copies of checkouts in {time.perf_counter() - start:.1f} s",
-        flush=True)
+        copy_orders, templates, courses, count, mix, context=context)
+    print(f"  created {count} orders ({', '.join(mix)}) of {len(students)} "
+        "students by SQL copies of checkouts in "
+        f"{time.perf_counter() - start:.1f} s", flush=True)
 
     live = LiveCheckouts(students, live_courses, context)
     if threads and backend.name == 'postgresql':
@@ -233,10 +235,11 @@ def profiled(profiler, func):
     return wrapper
 
 
-def copy_orders(templates, courses, count):
+def copy_orders(templates, courses, count, kinds):
     """Copy the rows of the template checkouts into count overdue orders
-    (student i % S buys course (i // S) % COURSES, kind i % 4); give each
-    student its points by a grant movement; return the student ids"""
+    (student i % S buys course (i // S) % COURSES, of the kinds in turn);
+    give each student its points by a grant movement; return the student
+    ids"""
     import datetime as dt
 
     from trytond.modules.course.tools import now
@@ -265,7 +268,6 @@ def copy_orders(templates, courses, count):
                 balance=POINTS * COURSES)
             for s in students])
     balances = dict.fromkeys(students, POINTS * COURSES)
-    kinds = [kind for kind, _ in KINDS]
     # Each student has orders of every kind; the batches by id take
     # orders of many students
     plan = [
@@ -536,14 +538,20 @@ def main():
     parser.add_argument(
         '--profile', action='store_true',
         help="print where the expiry job spends its time (cProfile)")
+    parser.add_argument(
+        '--mix', type=lambda v: v.split(','), default=None,
+        metavar='KIND,…', help="the kinds of overdue orders, in turn: "
+        + ', '.join(repr(k) for k, _ in KINDS) + " (default all)")
     args = parser.parse_args()
     ensure_venv()
     setup_environment(args.postgresql)
     expiry = args.expiry
     if expiry is None:
         expiry = 100000 if args.postgresql else 2000
+    if args.mix and not set(args.mix) <= {k for k, _ in KINDS}:
+        parser.error(f"--mix: kinds are {[k for k, _ in KINDS]}")
     run(expiry, args.checkouts, args.batch_size, not args.skip_hot_paths,
-        args.profile)
+        args.profile, args.mix)
 
 
 if __name__ == '__main__':
