@@ -277,11 +277,14 @@ def copy_orders(templates, courses, count, kinds):
         for i in range(count)]
     created = at - dt.timedelta(hours=1)
     deadline = at - dt.timedelta(minutes=30)
+    # Numbers of the template's date, above what the sequence gave
+    numbers = [
+        f"{rows[kind]['order']['number'][:8]}9{i:08d}"
+        for i, (_, _, kind) in enumerate(plan)]
     order_ids = insert_rows(Order, [
-            dict(rows[kind]['order'], party=student,
-                number=f"{rows[kind]['order']['number'][:8]}9{i:08d}",
+            dict(rows[kind]['order'], party=student, number=number,
                 create_date=created, pay_deadline=deadline)
-            for i, (student, _, kind) in enumerate(plan)])
+            for number, (student, _, kind) in zip(numbers, plan)])
     line_ids = insert_rows(Line, [
             dict(rows[kind]['line'], order=order, course=course,
                 create_date=created)
@@ -299,19 +302,16 @@ def copy_orders(templates, courses, count, kinds):
                         else rows['coupon']['grant']['valid_to']))
                 for n, order, student in with_grant])))
     spends = []
-    for order, (student, _, kind), number in zip(
-            order_ids, plan, range(count)):
+    for order, (student, _, kind), number in zip(order_ids, plan, numbers):
         if 'spend' in rows[kind]:
             balances[student] -= POINTS
             spends.append((order, dict(rows[kind]['spend'],
                         party=student, order=order, date=created,
                         create_date=created, balance=balances[student],
                         note=rows[kind]['spend']['note'].replace(
-                            rows[kind]['order']['number'],
-                            f"{rows[kind]['order']['number'][:8]}9"
-                            f"{number:08d}"))))
-    spend_ids = dict(zip(
-            [o for o, _ in spends], insert_rows(Credit, [r for _, r in spends])))
+                            rows[kind]['order']['number'], number))))
+    spend_ids = dict(zip([o for o, _ in spends],
+            insert_rows(Credit, [r for _, r in spends])))
     discounts, links = [], []
     for order, line, (_, _, kind) in zip(order_ids, line_ids, plan):
         for discount in rows[kind]['discounts']:
