@@ -59,7 +59,8 @@ def measure(label, func, *args):
     return result
 
 
-def run(expiry, checkouts, batch_size, hot_paths=True, profile=False):
+def run(expiry, checkouts, batch_size, hot_paths=True, profile=False,
+        mix=None):
     from decimal import Decimal
 
     from trytond.modules.company.tests import create_company
@@ -106,7 +107,7 @@ def run(expiry, checkouts, batch_size, hot_paths=True, profile=False):
     try:
         bench()
         if expiry:
-            bench_expiry(expiry, checkouts, batch_size, profile)
+            bench_expiry(expiry, checkouts, batch_size, profile, mix)
     finally:
         drop_db()
 
@@ -124,7 +125,7 @@ KINDS = [
     ]
 
 
-def bench_expiry(count, threads, batch_size, profile=False):
+def bench_expiry(count, threads, batch_size, profile=False, mix=None):
     from trytond import backend
     from trytond.modules.company.tests import create_company
     from trytond.modules.course.tests.tools import (
@@ -174,11 +175,12 @@ def bench_expiry(count, threads, batch_size, profile=False):
             [c.id for c in courses[COURSES:]], templates)
     company, courses, live_courses, templates = run_transaction(setup)
     context = {'company': company}
+    mix = mix or [kind for kind, _ in KINDS]
     students = run_transaction(
-        copy_orders, templates, courses, count, context=context)
-    print(f"  created {count} orders of {len(students)} students by SQL "
-        f"copies of checkouts in {time.perf_counter() - start:.1f} s",
-        flush=True)
+        copy_orders, templates, courses, count, mix, context=context)
+    print(f"  created {count} orders ({', '.join(mix)}) of {len(students)} "
+        "students by SQL copies of checkouts in "
+        f"{time.perf_counter() - start:.1f} s", flush=True)
 
     live = LiveCheckouts(students, live_courses, context)
     if threads and backend.name == 'postgresql':
@@ -233,10 +235,11 @@ def profiled(profiler, func):
     return wrapper
 
 
-def copy_orders(templates, courses, count):
+def copy_orders(templates, courses, count, kinds):
     """Copy the rows of the template checkouts into count overdue orders
-    (student i % S buys course (i // S) % COURSES, kind i % 4); give each
-    student its points by a grant movement; return the student ids"""
+    (student i % S buys course (i // S) % COURSES, of the kinds in turn);
+    give each student its points by a grant movement; return the student
+    ids"""
     import datetime as dt
 
     from trytond.modules.course.tools import now
@@ -265,7 +268,6 @@ def copy_orders(templates, courses, count):
                 balance=POINTS * COURSES)
             for s in students])
     balances = dict.fromkeys(students, POINTS * COURSES)
-    kinds = [kind for kind, _ in KINDS]
     # Each student has orders of every kind; the batches by id take
     # orders of many students
     plan = [
@@ -275,11 +277,14 @@ def copy_orders(templates, courses, count):
         for i in range(count)]
     created = at - dt.timedelta(hours=1)
     deadline = at - dt.timedelta(minutes=30)
+    # Numbers of the template's date, above what the sequence gave
+    numbers = [
+        f"{rows[kind]['order']['number'][:8]}9{i:08d}"
+        for i, (_, _, kind) in enumerate(plan)]
     order_ids = insert_rows(Order, [
-            dict(rows[kind]['order'], party=student,
-                number=f"{rows[kind]['order']['number'][:8]}9{i:08d}",
+            dict(rows[kind]['order'], party=student, number=number,
                 create_date=created, pay_deadline=deadline)
-            for i, (student, _, kind) in enumerate(plan)])
+            for number, (student, _, kind) in zip(numbers, plan)])
     line_ids = insert_rows(Line, [
             dict(rows[kind]['line'], order=order, course=course,
                 create_date=created)
@@ -297,19 +302,16 @@ def copy_orders(templates, courses, count):
                         else rows['coupon']['grant']['valid_to']))
                 for n, order, student in with_grant])))
     spends = []
-    for order, (student, _, kind), number in zip(
-            order_ids, plan, range(count)):
+    for order, (student, _, kind), number in zip(order_ids, plan, numbers):
         if 'spend' in rows[kind]:
             balances[student] -= POINTS
             spends.append((order, dict(rows[kind]['spend'],
                         party=student, order=order, date=created,
                         create_date=created, balance=balances[student],
                         note=rows[kind]['spend']['note'].replace(
-                            rows[kind]['order']['number'],
-                            f"{rows[kind]['order']['number'][:8]}9"
-                            f"{number:08d}"))))
-    spend_ids = dict(zip(
-            [o for o, _ in spends], insert_rows(Credit, [r for _, r in spends])))
+                            rows[kind]['order']['number'], number))))
+    spend_ids = dict(zip([o for o, _ in spends],
+            insert_rows(Credit, [r for _, r in spends])))
     discounts, links = [], []
     for order, line, (_, _, kind) in zip(order_ids, line_ids, plan):
         for discount in rows[kind]['discounts']:
@@ -536,14 +538,20 @@ def main():
     parser.add_argument(
         '--profile', action='store_true',
         help="print where the expiry job spends its time (cProfile)")
+    parser.add_argument(
+        '--mix', type=lambda v: v.split(','), default=None,
+        metavar='KIND,…', help="the kinds of overdue orders, in turn: "
+        + ', '.join(repr(k) for k, _ in KINDS) + " (default all)")
     args = parser.parse_args()
     ensure_venv()
     setup_environment(args.postgresql)
     expiry = args.expiry
     if expiry is None:
         expiry = 100000 if args.postgresql else 2000
+    if args.mix and not set(args.mix) <= {k for k, _ in KINDS}:
+        parser.error(f"--mix: kinds are {[k for k, _ in KINDS]}")
     run(expiry, args.checkouts, args.batch_size, not args.skip_hot_paths,
-        args.profile)
+        args.profile, args.mix)
 
 
 if __name__ == '__main__':

@@ -162,15 +162,16 @@ class OrderExpiryTestCase(ConcurrencyTestMixin, unittest.TestCase):
     def test_statements_do_not_grow_with_orders(self):
         "The job's statements, commits included, do not grow with orders"
         self.expire()  # warm the caches
-        counts = []
-        for count in [2, 12]:
+        counts = {2: [], 12: []}
+        # Twice each: trytond's cache may sync (one query) in any run
+        for count in [2, 12, 2, 12]:
             ids, _ = self.overdue(count, students=2)
             # On SQLite the counter traces the shared in-memory connection
             counter = self.run_transaction(StatementCounter)
             with counter:
                 self.assertEqual(len(self.expire()), count)
-            counts.append(counter.count)
-        self.assertEqual(counts[0], counts[1], counts)
+            counts[count].append(counter.count)
+        self.assertEqual(min(counts[2]), min(counts[12]), counts)
 
     def test_query_hook_raising_for_one_order(self):
         "A query hook raising for one order: the others expire"
