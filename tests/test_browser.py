@@ -297,7 +297,8 @@ class BrowserTestCase(unittest.TestCase):
         # The labels carry a count badge on some tabs
         self.assertEqual(
             [n.rstrip('0123456789 ').strip() for n in names],
-            ['Unpaid', 'Paid', 'Cancelled / Expired', 'Refunds', 'All'],
+            ['Unpaid', 'Payment Unknown', 'Paid', 'Cancelled / Expired',
+                'Refunds', 'All'],
             names)
         rows = self.wait_list(tab)
         self.screenshot('orders')

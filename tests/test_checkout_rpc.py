@@ -50,10 +50,11 @@ class CheckoutRPCTestCase(RPCTestMixin, unittest.TestCase):
         def create():
             from trytond.modules.course_coupon.tests.tools import (
                 create_coupon, give)
+            from trytond.modules.course_credit.tests.tools import (
+                grant as credit_grant)
             from trytond.pool import Pool
             pool = Pool()
             Company = pool.get('company.company')
-            Credit = pool.get('course.credit.movement')
             Party = pool.get('party.party')
             party, = Party.create([{'name': "Student"}])
             grant = None
@@ -61,9 +62,8 @@ class CheckoutRPCTestCase(RPCTestMixin, unittest.TestCase):
                 coupon = create_coupon(Company(self.company_id), formula)
                 grant = give(coupon, party).id
             if points:
-                Credit.create([{
-                            'party': party.id, 'kind': 'grant',
-                            'points': points}])
+                # As the adjust wizard records welcome points
+                credit_grant(party, points)
             return party.id, grant
         return self.run_transaction(create)
 
