@@ -205,15 +205,15 @@ class CheckoutRPCTestCase(RPCTestMixin, unittest.TestCase):
         other, other_grant = self.student(formula='-30')
         item = [{'course': self.cat['course_a']}]
         cases = [
-            ({'grants': 'x'}, "list of grant ids"),
+            ({'grants': 'x'}, 'of "grants" is not valid'),
             ({'grants': [grant, grant]}, "given twice"),
             ({'grants': [999999]}, "no coupon grant with id 999999"),
             ({'grants': [other_grant]}, None),
-            ({'credit': -1}, "whole number of at least 0"),
-            ({'credit': 1.5}, "whole number of at least 0"),
-            ({'credit': '10'}, "whole number of at least 0"),
+            ({'credit': -1}, 'of "credit" is not valid'),
+            ({'credit': 1.5}, 'of "credit" is not valid'),
+            ({'credit': '10'}, 'of "credit" is not valid'),
             ({'credit': 101}, "at most 100 credit points"),
-            ({'credit': 2 ** 31 - 1}, "at most 100 credit points"),
+            ({'credit': 2 ** 31 - 1}, 'of "credit" is not valid'),
             ({'wallet': 1}, "Unknown checkout options: wallet"),
             ([('credit', 1)], "a dictionary"),
             ]
