@@ -132,6 +132,8 @@ def bench_expiry(count, threads, batch_size, profile=False, mix=None):
         create_catalog, run_transaction)
     from trytond.modules.course_coupon.tests.tools import (
         create_coupon, give)
+    from trytond.modules.course_credit.tests.tools import (
+        grant as credit_grant)
     from trytond.modules.course_order.tests.tools import StatementCounter
     from trytond.pool import Pool
     from trytond.tests.test_tryton import activate_module
@@ -146,7 +148,6 @@ def bench_expiry(count, threads, batch_size, profile=False, mix=None):
         pool = Pool()
         Course = pool.get('course.course')
         Configuration = pool.get('course.configuration')
-        Credit = pool.get('course.credit.movement')
         Order = pool.get('course.order')
         Party = pool.get('party.party')
         company = create_company()
@@ -161,10 +162,8 @@ def bench_expiry(count, threads, batch_size, profile=False, mix=None):
             for i, (kind, options) in enumerate(KINDS):
                 party = cat.student if not i else Party.create(
                     [{'name': f"Template {kind}"}])[0]
-                Credit.create([{
-                            'party': party.id, 'kind': 'grant',
-                            'points': POINTS * COURSES,
-                            'note': "bench"}])
+                # As the adjust wizard records points
+                credit_grant(party, POINTS * COURSES, reason="bench")
                 options = dict(options)
                 if options.get('grants'):
                     options['grants'] = [give(coupon, party).id]
