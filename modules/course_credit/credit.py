@@ -19,7 +19,7 @@ from sql.conditionals import Case
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
-from trytond.modules.course.tools import in_max, lock_rows, now
+from trytond.modules.course.tools import in_group, in_max, lock_rows, now
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -28,7 +28,6 @@ from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import (
     AuditAccessError, BalanceError, LedgerError, MovementValidationError)
-from .tools import is_course_admin
 
 # The kinds of each ledger that an adjustment (the wizard) records; the
 # other kinds come from an order.
@@ -550,7 +549,7 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
         User = Pool().get('res.user')
         if not Transaction().check_access:
             return None
-        if not is_course_admin():
+        if not in_group('course.group_course_admin'):
             raise AuditAccessError(gettext('course_credit.msg_audit_access'))
         return list(User.get_companies())
 

@@ -10,12 +10,12 @@ from decimal import ROUND_DOWN, Decimal
 
 from trytond.i18n import gettext
 from trytond.model import fields
-from trytond.modules.course.tools import check_int
+from trytond.modules.course.tools import check_int, in_group
 from trytond.modules.course_order.exceptions import CheckoutError
 from trytond.pool import Pool, PoolMeta
 
 from .exceptions import LedgerError
-from .tools import MAX_POINTS, is_course_admin, points_step, points_value
+from .tools import MAX_POINTS, points_step, points_value
 
 
 class Order(metaclass=PoolMeta):
@@ -92,7 +92,7 @@ class Order(metaclass=PoolMeta):
         points = check_int(
             checkout.options.pop('credit', 0), 'credit', 0, MAX_POINTS)
         if (checkout.external and (points or checkout.pay_method == 'wallet')
-                and not is_course_admin(checkout.user)):
+                and not in_group('course.group_course_admin')):
             raise CheckoutError(gettext(
                     'course_credit.msg_checkout_credit_rights'))
         state = checkout.namespace('course_credit')

@@ -2,28 +2,10 @@
 from decimal import Decimal
 from fractions import Fraction
 
-from trytond.pool import Pool
-from trytond.transaction import Transaction
 
 # The most points one call may move: far below the 32-bit columns, far above
 # any real balance.
 MAX_POINTS = 10 ** 9
-
-
-def is_course_admin(user_id=None):
-    """Whether the user (default: the transaction's) is in the group Course
-    Administration; root (0) always is"""
-    pool = Pool()
-    ModelData = pool.get('ir.model.data')
-    User = pool.get('res.user')
-    transaction = Transaction()
-    if user_id is None:
-        user_id = transaction.user
-    if not user_id:
-        return True
-    with transaction.set_user(user_id):
-        groups = User.get_groups()
-    return ModelData.get_id('course', 'group_course_admin') in groups
 
 
 def points_step(currency, ratio):
