@@ -415,18 +415,19 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
     @classmethod
     def _move(cls, where, values, state):
         """Move the grants matching where(table) to values by a conditional
-        UPDATE, log their transition to state; return them"""
+        UPDATE, log their transition to state; return their ids (the
+        expiry job moves thousands: no records built for nothing)"""
         table = cls.__table__()
         cursor = Transaction().connection.cursor()
         cursor.execute(*table.select(table.id, where=where(table)))
         ids = move_state(cls, [i for i, in cursor], where, values)
         # Set-based: the expiry job releases thousands of grants at once
         log_transitions(cls, ids, state)
-        return cls.browse(ids)
+        return ids
 
     @classmethod
     def use(cls, orders):
-        "The orders are paid: their reserved grants are used"
+        "The orders are paid: their reserved grants are used (their ids)"
         if not orders:
             return []
         order_ids = [o.id for o in orders]
@@ -437,7 +438,8 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
     @classmethod
     def release(cls, orders):
         """The orders are cancelled or expired: their reserved grants are
-        available again, or expired when their validity is over"""
+        available again, or expired when their validity is over; return the
+        ids of the grants"""
         if not orders:
             return []
         at = now()
@@ -465,7 +467,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
             if company:
                 condition &= t.company == company
             return condition
-        return cls._move(where, {'state': 'expired'}, 'expired')
+        return cls.browse(cls._move(where, {'state': 'expired'}, 'expired'))
 
 
 class RedeemAttempt(ModelSQL):

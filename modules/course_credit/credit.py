@@ -19,7 +19,8 @@ from sql.conditionals import Case
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
-from trytond.modules.course.tools import in_group, in_max, lock_rows, now
+from trytond.modules.course.tools import (
+    in_group, in_max, insert_rows, lock_rows, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -155,14 +156,77 @@ class LedgerMixin(LedgerRecordMixin):
         return ADJUSTMENT_KINDS[cls._ledger]
 
     @classmethod
-    def of_order(cls, order, kind, value, note=None):
-        """Return a movement (unsaved) of kind and value for order, noted
-        with the order's number unless note is given"""
-        if note is None:
-            note = gettext('course_credit.msg_note_order', order=order.number)
-        return cls(
-            party=order.party, company=order.company, order=order,
-            kind=kind, note=note, **{cls._amount_field: value})
+    def record_for_orders(cls, entries):
+        """Record the movements the order workflow makes, set-based: entries
+        are (order, kind, value) or (order, kind, value, note), the note
+        being the order's number by default; return the movements in the
+        order of entries.
+
+        The student and the company are the order's, so only the kind, the
+        value and the balance need checking: the students are locked (a
+        no-op when the caller holds them), their balances summed in one
+        query per company, the chain continued in memory and the rows
+        inserted together.  Nothing is written when one is refused.
+        """
+        pool = Pool()
+        Company = pool.get('company.company')
+        Party = pool.get('party.party')
+        if not entries:
+            return []
+        # Read in one query: the records may not have been read yet
+        keys = cls._order_keys([order for order, *_ in entries])
+        for order, kind, value, *_ in entries:
+            if kind in cls._adjustment_kinds():
+                raise MovementValidationError(gettext(
+                        'course_credit.msg_movement_adjustment_required',
+                        kind=cls._kind_name(kind)))
+            cls._check_value(kind, value, Company(keys[order.id][1]))
+        lock_rows(Party, Party.browse({p for p, _, _ in keys.values()}))
+        balances = cls._ledger_balances({k[:2] for k in keys.values()})
+        at, user = now(), Transaction().user
+        rows = []
+        for order, kind, value, *note in entries:
+            party, company, number = keys[order.id]
+            balances[(party, company)] += value
+            balance = balances[(party, company)]
+            if balance < 0:
+                cls._raise_short(
+                    Party(party), Company(company), balance - value, -value)
+            rows.append({
+                    'party': party, 'company': company, 'order': order.id,
+                    'kind': kind, cls._amount_field: value,
+                    'balance': balance,
+                    'note': note[0] if note and note[0] else gettext(
+                        'course_credit.msg_note_order', order=number),
+                    'date': at, 'user': user,
+                    })
+        return cls.browse(insert_rows(cls, rows))
+
+    @classmethod
+    def _order_keys(cls, orders):
+        "Return {order id: (party id, company id, number)} by one query"
+        Order = Pool().get('course.order')
+        table = Order.__table__()
+        cursor = Transaction().connection.cursor()
+        keys = {}
+        for sub_ids in grouped_slice({int(o) for o in orders}, in_max()):
+            cursor.execute(*table.select(
+                    table.id, table.party, table.company, table.number,
+                    where=reduce_ids(table.id, sub_ids)))
+            keys.update((i, (p, c, n)) for i, p, c, n in cursor)
+        return keys
+
+    @classmethod
+    def _ledger_balances(cls, keys):
+        "Return {(party id, company id): balance} for the keys"
+        by_company = defaultdict(set)
+        for party, company in keys:
+            by_company[company].add(party)
+        balances = {}
+        for company, parties in by_company.items():
+            for party, balance in cls.get_balances(parties, company).items():
+                balances[(party, company)] = balance
+        return balances
 
     @property
     def value(self):
@@ -203,14 +267,14 @@ class LedgerMixin(LedgerRecordMixin):
         cursor = Transaction().connection.cursor()
         amount = getattr(table, cls._amount_field)
         result = {int(o): {} for o in orders}
-        companies = {int(o): o.company.id for o in orders}
         for sub_ids in grouped_slice(list(result), in_max()):
+            # A movement's company is its order's
             cursor.execute(*table.select(
-                    table.order, table.kind, Sum(amount),
+                    table.order, table.kind, table.company, Sum(amount),
                     where=reduce_ids(table.order, sub_ids),
-                    group_by=[table.order, table.kind]))
-            for order, kind, total in cursor:
-                result[order][kind] = cls._convert(total, companies[order])
+                    group_by=[table.order, table.kind, table.company]))
+            for order, kind, company, total in cursor:
+                result[order][kind] = cls._convert(total, company)
         return result
 
     @classmethod
@@ -235,14 +299,8 @@ class LedgerMixin(LedgerRecordMixin):
         # Lock first (the call may restart); see lock_rows for the write
         lock_rows(Party, Party.browse(
                 list({p for p, _ in keys if p is not None})))
-        by_company = defaultdict(set)
-        for party, company in keys:
-            if party is not None and company is not None:
-                by_company[company].add(party)
-        balances = {}
-        for company, parties in by_company.items():
-            for party, balance in cls.get_balances(parties, company).items():
-                balances[(party, company)] = balance
+        balances = cls._ledger_balances(
+            {(p, c) for p, c in keys if p is not None and c is not None})
         for values in vlist:
             key = (values.get('party'), values['company'])
             if key in balances:  # else required fields missing: refused
@@ -262,11 +320,16 @@ class LedgerMixin(LedgerRecordMixin):
     def check_kind(cls, movements):
         "The sign and the origin (order or adjustment) follow the kind"
         for movement in movements:
-            cls._check_sign(movement.kind, movement.value)
+            cls._check_value(movement.kind, movement.value, movement.company)
             if movement.kind in cls._adjustment_kinds():
                 cls._check_adjustment(movement)
             else:
                 cls._check_order(movement)
+
+    @classmethod
+    def _check_value(cls, kind, value, company):
+        "The value of a movement of kind in company's ledger is valid"
+        cls._check_sign(kind, value)
 
     @classmethod
     def _check_sign(cls, kind, value):
@@ -705,14 +768,13 @@ class WalletMovement(LedgerMixin, ModelSQL, ModelView):
         return Decimal(value)
 
     @classmethod
-    def check_kind(cls, movements):
-        super().check_kind(movements)
-        for movement in movements:
-            currency = movement.company.currency
-            if movement.amount != currency.round(movement.amount):
-                raise MovementValidationError(gettext(
-                        'course_credit.msg_wallet_amount_digits',
-                        amount=movement.amount, currency=currency.rec_name))
+    def _check_value(cls, kind, value, company):
+        super()._check_value(kind, value, company)
+        currency = company.currency
+        if value != currency.round(value):
+            raise MovementValidationError(gettext(
+                    'course_credit.msg_wallet_amount_digits',
+                    amount=value, currency=currency.rec_name))
 
     @classmethod
     def _raise_short(cls, party, company, balance, amount):

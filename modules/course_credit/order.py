@@ -5,7 +5,6 @@ proportion to what they still cost after the coupons; the points are spent
 (a ledger movement) in the checkout transaction and given back when the
 order is cancelled, expires or is refunded.
 """
-from collections import defaultdict
 from decimal import ROUND_DOWN, Decimal
 
 from trytond.i18n import gettext
@@ -161,9 +160,8 @@ class Order(metaclass=PoolMeta):
         points = state.points
         if not points:
             return
-        order = checkout.order
-        movement = Credit.of_order(order, 'spend', -points)
-        movement.save()
+        movement, = Credit.record_for_orders(
+            [(checkout.order, 'spend', -points)])
         discount = state.discount
         discount.origin = movement
         discount.save()
@@ -178,13 +176,13 @@ class Order(metaclass=PoolMeta):
         Wallet = pool.get('course.wallet.movement')
         orders = [o for o in orders if o.state == 'unpaid']
         totals = Wallet.totals_by_order(orders)
-        movements = []
+        entries = []
         for order in orders:
             owed = order.payable_amount + sum(
                 totals[order.id].values(), Decimal(0))
             if owed > 0:
-                movements.append(Wallet.of_order(order, 'pay', -owed))
-        Wallet.save(movements)
+                entries.append((order, 'pay', -owed))
+        Wallet.record_for_orders(entries)
         if orders:
             cls.pay(orders)
 
@@ -194,12 +192,9 @@ class Order(metaclass=PoolMeta):
         pool = Pool()
         Wallet = pool.get('course.wallet.movement')
         totals = Wallet.totals_by_order(orders)
-        movements = []
-        for order in orders:
-            net = sum(totals[order.id].values(), Decimal(0))
-            if net < 0:
-                movements.append(Wallet.of_order(order, 'refund', -net))
-        Wallet.save(movements)
+        Wallet.record_for_orders([
+                (o, 'refund', -net) for o in orders
+                if (net := sum(totals[o.id].values(), Decimal(0))) < 0])
         return orders
 
     # ---- Ends of an order -------------------------------------------------
@@ -227,13 +222,13 @@ class Order(metaclass=PoolMeta):
         pool = Pool()
         Credit = pool.get('course.credit.movement')
         totals = Credit.totals_by_order(orders)
-        movements = []
+        entries = []
         for order in orders:
             held = -(totals[order.id].get('spend', 0)
                 + totals[order.id].get('refund', 0))
             if held > 0:
-                movements.append(Credit.of_order(order, 'refund', held))
-        Credit.save(movements)
+                entries.append((order, 'refund', held))
+        Credit.record_for_orders(entries)
 
     @classmethod
     def credit_to_earn(cls, order):
@@ -248,14 +243,14 @@ class Order(metaclass=PoolMeta):
         pool = Pool()
         Credit = pool.get('course.credit.movement')
         totals = Credit.totals_by_order(orders)
-        movements = []
+        entries = []
         for order in orders:
             if 'earn' in totals[order.id]:
                 continue
             points = cls.credit_to_earn(order)
             if points > 0:
-                movements.append(Credit.of_order(order, 'earn', points))
-        Credit.save(movements)
+                entries.append((order, 'earn', points))
+        Credit.record_for_orders(entries)
 
     @classmethod
     def credit_take_back_earned(cls, orders):
@@ -269,15 +264,9 @@ class Order(metaclass=PoolMeta):
         earned = {o: p for o, p in earned.items() if p > 0}
         if not earned:
             return
-        by_company = defaultdict(set)
-        for order in earned:
-            by_company[order.company.id].add(order.party.id)
-        balances = {}
-        for company, parties in by_company.items():
-            for party, balance in Credit.get_balances(
-                    parties, company).items():
-                balances[(party, company)] = balance
-        movements = []
+        balances = Credit._ledger_balances(
+            {(o.party.id, o.company.id) for o in earned})
+        entries = []
         for order, points in earned.items():
             key = (order.party.id, order.company.id)
             taken = min(points, balances[key])
@@ -291,8 +280,8 @@ class Order(metaclass=PoolMeta):
                     note=gettext(
                         'course_credit.msg_note_order', order=order.number),
                     points=points - taken)
-            movements.append(Credit.of_order(order, 'earn', -taken, note))
-        Credit.save(movements)
+            entries.append((order, 'earn', -taken, note))
+        Credit.record_for_orders(entries)
 
 
 class OrderDiscount(metaclass=PoolMeta):

@@ -809,9 +809,19 @@ class Order(Workflow, ModelSQL, ModelView):
     @classmethod
     def _payment_hook(cls, action, orders):
         "Call the hook of each order's method; return what the hooks return"
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        # By SQL: reading the attribute would read every field of every
+        # order, and most methods have no hook
+        methods = {}
+        for sub_ids in grouped_slice(sorted({o.id for o in orders}), in_max()):
+            cursor.execute(*table.select(
+                    table.id, table.pay_method,
+                    where=reduce_ids(table.id, sub_ids)))
+            methods.update(cursor)
         by_method = defaultdict(list)
         for order in orders:
-            by_method[order.pay_method].append(order)
+            by_method[methods[order.id]].append(order)
         result = []
         for method, method_orders in by_method.items():
             hook = getattr(cls, f'_payment_{action}_{method}', None)
@@ -1128,18 +1138,19 @@ class Order(Workflow, ModelSQL, ModelView):
         ready, outcomes = cls._expiry_ready(ids, parties)
         outcomes.update(dict.fromkeys(ready, 'skipped'))
         outcomes.update(
-            (o.id, 'expired') for o in cls._expire(cls.browse(ready)))
+            (o.id, 'expired') for o in cls._expire(ready))
         return outcomes
 
     @classmethod
     def _expire(cls, orders):
-        """Move the still unpaid orders to expired and release them, in the
-        current transaction; return the expired orders"""
+        """Move the still unpaid orders (records or ids) to expired and
+        release them, in the current transaction; return the expired
+        orders"""
         if not orders:
             return []
         at = now()
         moved = move_state(
-            cls, [o.id for o in orders], lambda t: t.state == 'unpaid',
+            cls, [int(o) for o in orders], lambda t: t.state == 'unpaid',
             {'state': 'expired', 'cancelled_at': at})
         expired = cls.browse(sorted(moved))
         if expired:

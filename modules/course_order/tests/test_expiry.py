@@ -288,7 +288,7 @@ class OrderExpiryTestCase(ConcurrencyTestMixin, unittest.TestCase):
         calls = []
 
         def crashing_expire(cls, orders):
-            calls.append([o.id for o in orders])
+            calls.append([int(o) for o in orders])
             if len(calls) == 3:
                 raise Crash
             return expire(cls, orders)
