@@ -12,3 +12,7 @@ class EnrollmentError(UserError):
 
 class InputError(UserError):
     "A parameter of a call is not what the call accepts"
+
+
+class CallerError(UserError):
+    "A call by a user whose groups or companies may not make it"

@@ -421,6 +421,31 @@ def check_record(Model, value, name):
     return Model(id_)
 
 
+def check_records(Model, values, name):
+    """Return the records of Model with the ids of values (a list), which
+    must all exist (inactive ones too), read in one query per slice"""
+    from trytond.tools import grouped_slice
+    from trytond.transaction import Transaction, without_check_access
+    ids = check_ids(values, name)
+    found = set()
+    with without_check_access(), Transaction().set_context(
+            active_test=False):
+        for sub_ids in grouped_slice(ids, in_max()):
+            found.update(r.id for r in Model.search(
+                    [('id', 'in', list(sub_ids))]))
+    for id_ in ids:
+        if id_ not in found:
+            raise _input_error(name, id_, 'course.msg_input_kind_id')
+    return Model.browse(ids)
+
+
+def check_bool(value, name):
+    "Return value when it is a boolean"
+    if not isinstance(value, bool):
+        raise _input_error(name, value, 'course.msg_input_kind_boolean')
+    return value
+
+
 def check_text(value, name, max_length=200):
     "Return value as a str of at most max_length characters"
     if not isinstance(value, str) or len(value) > max_length:
@@ -469,3 +494,44 @@ def in_group(xml_id):
     User = pool.get('res.user')
     module, fs_id = xml_id.split('.')
     return ModelData.get_id(module, fs_id) in User.get_groups()
+
+
+def check_caller(method, groups):
+    """Refuse a user's call (access checked: over RPC) to method unless the
+    user is in one of groups (XML ids 'module.id'); code, buttons and
+    wizards, which run without access check, pass"""
+    from trytond.i18n import gettext
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction, without_check_access
+
+    from .exceptions import CallerError
+    pool = Pool()
+    Group = pool.get('res.group')
+    ModelData = pool.get('ir.model.data')
+    transaction = Transaction()
+    if not transaction.check_access or any(in_group(g) for g in groups):
+        return
+    allowed = [ModelData.get_id(*g.split('.')) for g in groups]
+    with without_check_access():
+        names = ', '.join(f'"{g.rec_name}"' for g in Group.browse(allowed))
+    raise CallerError(gettext(
+            'course.msg_call_forbidden', method=method, groups=names))
+
+
+def check_company(method):
+    """Return the company method works in: the context's, which a user's
+    call must have among the user's companies"""
+    from trytond.i18n import gettext
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+
+    from .exceptions import CallerError
+    pool = Pool()
+    User = pool.get('res.user')
+    Company = pool.get('company.company')
+    transaction = Transaction()
+    company = transaction.context.get('company')
+    external = transaction.user and transaction.check_access
+    if not company or (external and company not in User.get_companies()):
+        raise CallerError(gettext('course.msg_call_company', method=method))
+    return Company(company)

@@ -15,8 +15,9 @@ from trytond.model import (
     Check, DeactivableMixin, ModelSQL, ModelView, fields)
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.tools import (
-    check_dict, check_ids, check_int, check_record, check_text, clear_cache,
-    now, round_amount)
+    check_bool, check_caller, check_company, check_dict, check_ids, check_int,
+    check_list, check_record, check_records, check_text, clear_cache, now,
+    round_amount)
 from trytond.pool import Pool
 from trytond.pyson import Bool, Eval, If
 from trytond.rpc import RPC
@@ -25,9 +26,11 @@ from trytond.transaction import Transaction, without_check_access
 from .exceptions import (
     CouponError, CouponInputError, CouponModificationError,
     CouponValidationError)
-from .tools import (
-    ADMIN, STAFF, check_bool, check_caller, check_company, check_list,
-    check_records)
+
+# Course Administration: the work of the coupons' buttons and wizards
+ADMIN = ('course.group_course_admin',)
+# Staff who act for a student (claim, redeem, usable coupons)
+STAFF = ('course.group_course_admin', 'course.group_course_sales')
 
 FORMULA_REDUCTION = re.compile(r'^-\s*(\d+(?:\.\d+)?)$')
 FORMULA_PERCENTAGE = re.compile(r'^\*\s*(\d*\.\d+|\d+)$')
@@ -485,13 +488,15 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
         return key in scope_ids
 
     def eligible_lines(self, lines):
-        """The lines the coupon may apply to: in its scope, without an
-        activity price (no discount on a discount); raise CouponError when
-        there is none"""
+        """The lines the coupon may apply to: lines of a course in its
+        scope, without an activity price (no discount on a discount); raise
+        CouponError when there is none.  A line selling something else than
+        a course is not covered (a module selling it may extend this)."""
         scope_ids = self.scope_ids
         eligible = [
             l for l in lines
-            if l.activity is None and self.covers(l.course, scope_ids)]
+            if l.activity is None and l.course
+            and self.covers(l.course, scope_ids)]
         if not eligible:
             raise CouponError(gettext(
                     'course_coupon.msg_coupon_no_eligible_course',

@@ -19,9 +19,5 @@ class CouponModificationError(UserError):
     "A change made by hand that only the workflow may make"
 
 
-class CouponAccessError(UserError):
-    "A call by a user whose groups may not make it"
-
-
 class CouponInputError(InputError):
     "A parameter of a call is not what the call accepts"

@@ -98,7 +98,7 @@ class Order(metaclass=PoolMeta):
                 if line in taken:
                     raise CheckoutError(gettext(
                             'course_coupon.msg_checkout_two_course_coupons',
-                            course=line.course.rec_name))
+                            course=line.product.rec_name))
                 taken[line] = grant
             plans.append((grant, targets, amount))
         for grant, targets, amount in plans:

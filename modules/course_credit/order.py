@@ -132,7 +132,9 @@ class Order(metaclass=PoolMeta):
                     'course_credit.msg_checkout_credit_inexact',
                     points=points, value=points_value(points, ratio),
                     ratio=ratio, below=below, above=below + step))
-        lines = [l for l in checkout.lines if l.course.credit > 0]
+        # Only course lines: the cap is a course's
+        lines = [
+            l for l in checkout.lines if l.course and l.course.credit > 0]
         cap = sum(l.course.credit for l in lines)
         # The party is locked by the checkout: the balance cannot move
         balance = Credit.get_balances(

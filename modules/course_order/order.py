@@ -698,9 +698,12 @@ class Order(Workflow, ModelSQL, ModelView):
         product for theirs.
         """
         Line = Pool().get('course.order.line')
+        # A line selling something else has no course nor option: set, so
+        # the discount steps can ask any line for its course
         line = Line(
             list_price=price.list_price, unit_price=price.unit_price,
-            discount_name=price.discount_name, activity=price.activity)
+            discount_name=price.discount_name, activity=price.activity,
+            course=None, option=None)
         if 'course' in item:
             line.product = line.course = item['course']
             line.option = item.get('option')
@@ -1382,14 +1385,17 @@ class OrderLine(ModelSQL, ModelView):
     def get_shortened_enrollments(self):
         """Return the enrollments a refund of the line gives their former
         end back, unsaved: the one it extended, by the option's days (or
-        the end it had before the line made it permanent).  Left alone if
-        staff changed it since in a way that no longer matches."""
+        the end it had before the line made it permanent), never before its
+        start.  Left alone once it is over (staff's End Access, or its
+        end passed) or when staff changed it in a way that no longer
+        matches."""
         enrollment = self.extended_enrollment
-        if not enrollment:
+        if not enrollment or enrollment.state != 'live':
             return []
         days = self.option.days if self.option else 0
         if days and enrollment.end:
-            enrollment.end -= dt.timedelta(days=days)
+            enrollment.end = max(
+                enrollment.end - dt.timedelta(days=days), enrollment.start)
         elif not days and enrollment.end is None:
             enrollment.end = self.extended_end
         else:

@@ -126,3 +126,45 @@ class CreditWithCouponTestCase(unittest.TestCase):
         self.assertEqual(order.payable_amount, Decimal('0.00'))
         self.assertEqual(order.state, 'paid')
         self.assertEqual(self.state(grant), 'used')
+
+    @with_transaction()
+    def test_line_of_other_product(self):
+        """A line selling something else (a module's product) takes no
+        coupon and no points: both go to the course lines only"""
+        pool = Pool()
+        Category = pool.get('party.category')
+        Credit = pool.get('course.credit.movement')
+        from trytond.modules.course_coupon.tests.tools import (
+            create_coupon, give)
+        from trytond.modules.course_order.tests.tools import (
+            item, sell_kind)
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        vip, = Category.create([{'name': "VIP"}])
+        sell_kind(self, 'membership', Category, '99')
+        give_points(cat.student, 300)
+        grant = give(create_coupon(cat.company, '-30'), cat.student)
+        set_config(discounts_combinable=True)
+
+        order = Order.checkout(
+            cat.student.id, [item(cat.course_a), {'membership': vip.id}],
+            'manual', {'grants': [grant.id], 'credit': 100})
+        course_line, other_line = order.lines
+        self.assertEqual(other_line.product, vip)
+        self.assertIsNone(other_line.course)
+        self.assertEqual(
+            (other_line.discount_amount, other_line.amount),
+            (Decimal('0.00'), Decimal('99.00')))
+        self.assertEqual(course_line.amount, Decimal('960.00'))
+        self.assertEqual(order.payable_amount, Decimal('1059.00'))
+        self.assertEqual(
+            order.title, "A and more (2 items in all)")
+        self.assertEqual(self.balance(cat.student), 200)
+        self.assertEqual(Credit.audit(), [])
+
+        # Only the other product: neither the coupon nor points apply
+        with self.assertRaises(UserError) as cm:
+            Order.checkout(
+                cat.student.id, [{'membership': vip.id}], 'manual',
+                {'credit': 100})
+        self.assertIn("at most 0 credit points", cm.exception.message)

@@ -8,7 +8,7 @@ from trytond.modules.course.course import SalePrice
 from trytond.modules.course.tests.tools import create_catalog
 from trytond.modules.course.tools import check_id, now as utcnow
 from trytond.modules.course_order.tests.tools import (
-    StatementCounter, checkout)
+    StatementCounter, checkout, plug, sell_kind)
 from trytond.pool import Pool
 from trytond.pyson import PYSONDecoder, PYSONEncoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
@@ -54,10 +54,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
 
     def plug(self, Model, **attributes):
         "Set attributes of Model for the test, as a module's extension would"
-        for name, value in attributes.items():
-            patcher = patch.object(Model, name, value, create=True)
-            patcher.start()
-            self.addCleanup(patcher.stop)
+        plug(self, Model, **attributes)
 
     def with_discount(self, amount, lines=None):
         "Add a test discount step taking amount off (some of) the lines"
@@ -74,47 +71,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
                 lambda cls: steps() + [(50, 'test')]))
 
     def sell_kind(self, kind, Product, price, fulfil=None, revoke=None):
-        """Plug a kind of checkout item, {kind: id}, selling a record of
-        Product at price, the way a module would: the kind, the product
-        model, the check and price of its items, its line; fulfil(lines)
-        and revoke(lines) of its paid lines"""
-        pool = Pool()
-        Order = pool.get('course.order')
-        Line = pool.get('course.order.line')
-        kinds, products = Order._get_checkout_item_kinds, Line._get_product
-        get_line = Order._get_checkout_line
-
-        def check(cls, checkout, items):
-            price_ = SalePrice(Decimal(price), Decimal(price), kind, None)
-            return [(dict(i, **{kind: Product(i[kind])}), price_)
-                for i in items]
-
-        def checkout_line(cls, checkout, item, price):
-            line = get_line(checkout, item, price)
-            if kind in item:
-                line.product = item[kind]
-            return line
-
-        def lines_of(orders):
-            return [l for o in orders for l in o.lines
-                if l.product.__name__ == Product.__name__]
-        self.plug(
-            Order, _get_checkout_item_kinds=classmethod(
-                lambda cls: kinds() + [kind]),
-            _get_checkout_line=classmethod(checkout_line),
-            **{f'checkout_items_{kind}': classmethod(check),
-                f'_checkout_item_{kind}': classmethod(
-                    lambda cls, item: {kind: check_id(item[kind], kind)})})
-        self.plug(Line, _get_product=classmethod(
-                lambda cls: products() + [Product.__name__]))
-        for name, hook in [('fulfil', fulfil), ('revoke', revoke)]:
-            if hook:
-                base = getattr(Order, name)
-
-                def extended(cls, orders, base=base, hook=hook):
-                    base(orders)
-                    hook(lines_of(orders))
-                self.plug(Order, **{name: classmethod(extended)})
+        sell_kind(self, kind, Product, price, fulfil, revoke)
 
     @with_transaction()
     def test_checkout_prices(self):
@@ -473,6 +430,30 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual({gift.state, gift2.state}, {'live'})
 
     @with_transaction()
+    def test_refund_after_end_access(self):
+        """Staff ended the extended enrollment: the refund leaves its end
+        alone (it never goes before its start) and goes through"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Enrollment = pool.get('course.enrollment')
+        cat = self.catalog()
+        month = checkout(cat.student, (cat.course_a, cat.option_a_month))
+        gift, = Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_a.id,
+                    'source': 'gift',
+                    'end': utcnow() + dt.timedelta(days=10),
+                    }])
+        Order.confirm_payment([month])
+        Enrollment.end_access([gift])
+        ended = gift.end
+        self.assertEqual(gift.state, 'ended')
+
+        Order.refund([month])
+        self.assertEqual(month.state, 'refunded')
+        self.assertEqual(gift.end, ended)
+        self.assertGreaterEqual(gift.end, gift.start)
+
+    @with_transaction()
     def test_line_product(self):
         """A line sells a product: the course of a course line, kept in
         sync with its course"""
@@ -545,7 +526,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(
             (course.product, course.course), (cat.course_b, cat.course_b))
         self.assertEqual(order.total_amount, Decimal('599.00'))
-        self.assertEqual(order.title, "VIP and other courses (2 in all)")
+        self.assertEqual(order.title, "VIP and more (2 items in all)")
         self.assertEqual(membership.rec_name, f'{order.number} - VIP')
         Order.confirm_payment([order])
         self.assertEqual(cat.student.categories, (vip,))

@@ -1,4 +1,8 @@
 "Helpers for tests of modules built on course_order"
+from decimal import Decimal
+
+from trytond.modules.course.course import SalePrice
+from trytond.modules.course.tools import check_id
 from trytond.pool import Pool
 
 
@@ -12,6 +16,62 @@ def checkout(party, *items, pay_method='manual', **options):
     return Order.checkout(party.id, [
             item(*i) if isinstance(i, tuple) else item(i) for i in items],
         pay_method, options)
+
+
+def plug(test, Model, **attributes):
+    """Set attributes of Model for the test (a TestCase), as a module's
+    extension would; undone at its cleanup"""
+    from unittest.mock import patch
+    for name, value in attributes.items():
+        patcher = patch.object(Model, name, value, create=True)
+        patcher.start()
+        test.addCleanup(patcher.stop)
+
+
+def sell_kind(test, kind, Product, price, fulfil=None, revoke=None):
+    """Plug for test a kind of checkout item, {kind: id}, selling a record of
+    Product at price, the way a module would: the kind, the product
+    model, the check and price of its items, its line; fulfil(lines)
+    and revoke(lines) of its paid lines"""
+    pool = Pool()
+    Order = pool.get('course.order')
+    Line = pool.get('course.order.line')
+    kinds, products = Order._get_checkout_item_kinds, Line._get_product
+    get_line = Order._get_checkout_line
+    if kind in kinds():
+        return  # plugged already: the test restarted (Model.lock)
+
+    def check(cls, checkout, items):
+        price_ = SalePrice(Decimal(price), Decimal(price), kind, None)
+        return [(dict(i, **{kind: Product(i[kind])}), price_)
+            for i in items]
+
+    def checkout_line(cls, checkout, item, price):
+        line = get_line(checkout, item, price)
+        if kind in item:
+            line.product = item[kind]
+        return line
+
+    def lines_of(orders):
+        return [l for o in orders for l in o.lines
+            if l.product.__name__ == Product.__name__]
+    plug(
+        test, Order, _get_checkout_item_kinds=classmethod(
+            lambda cls: kinds() + [kind]),
+        _get_checkout_line=classmethod(checkout_line),
+        **{f'checkout_items_{kind}': classmethod(check),
+            f'_checkout_item_{kind}': classmethod(
+                lambda cls, item: {kind: check_id(item[kind], kind)})})
+    plug(test, Line, _get_product=classmethod(
+            lambda cls: products() + [Product.__name__]))
+    for name, hook in [('fulfil', fulfil), ('revoke', revoke)]:
+        if hook:
+            base = getattr(Order, name)
+
+            def extended(cls, orders, base=base, hook=hook):
+                base(orders)
+                hook(lines_of(orders))
+            plug(test, Order, **{name: classmethod(extended)})
 
 
 class StatementCounter:
