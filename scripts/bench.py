@@ -18,7 +18,8 @@ points, a quarter with both, copied by SQL from real checkouts of each kind
 (rows as checkout writes them: order, line, discounts and their lines, the
 reserved grant, the spend movement with its running balance).  The job runs
 as the cron does while --checkouts processes (default 3, PostgreSQL only)
-run live checkouts of random students beside it; it prints the outcomes,
+run live checkouts of random students beside it (as fast as they can, or
+--checkout-rate a second in all: a busy day's pace); it prints the outcomes,
 the time, the job's statements, batches and transactions, the checkouts done
 meanwhile and their latency, and what the job left (grants still held,
 refunds, negative balances).  It checks nothing itself: it prints figures.
@@ -60,7 +61,7 @@ def measure(label, func, *args):
 
 
 def run(expiry, checkouts, batch_size, hot_paths=True, profile=False,
-        mix=None):
+        mix=None, rate=0):
     from decimal import Decimal
 
     from trytond.modules.company.tests import create_company
@@ -107,7 +108,7 @@ def run(expiry, checkouts, batch_size, hot_paths=True, profile=False,
     try:
         bench()
         if expiry:
-            bench_expiry(expiry, checkouts, batch_size, profile, mix)
+            bench_expiry(expiry, checkouts, batch_size, profile, mix, rate)
     finally:
         drop_db()
 
@@ -125,7 +126,8 @@ KINDS = [
     ]
 
 
-def bench_expiry(count, threads, batch_size, profile=False, mix=None):
+def bench_expiry(count, threads, batch_size, profile=False, mix=None,
+        rate=0):
     from trytond import backend
     from trytond.modules.company.tests import create_company
     from trytond.modules.course.tests.tools import (
@@ -181,7 +183,7 @@ def bench_expiry(count, threads, batch_size, profile=False, mix=None):
         "students by SQL copies of checkouts in "
         f"{time.perf_counter() - start:.1f} s", flush=True)
 
-    live = LiveCheckouts(students, live_courses, context)
+    live = LiveCheckouts(students, live_courses, context, rate)
     if threads and backend.name == 'postgresql':
         live.start(threads)
         time.sleep(10)  # their latency alone first
@@ -431,10 +433,11 @@ def check_after(templates):
 class LiveCheckouts:
     """Processes (the server's workers) checking out random students one
     after the other, alternately plain and with 50 points, until stopped;
-    each (student, course) once.  Processes, not threads: the job's
-    process keeps its CPU as the cron's would."""
+    each (student, course) once; paced to rate a second in all when rate is
+    set.  Processes, not threads: the job's process keeps its CPU as the
+    cron's would."""
 
-    def __init__(self, students, courses, context):
+    def __init__(self, students, courses, context, rate=0):
         import multiprocessing
         pairs = [(s, c) for c in courses for s in students]
         random.Random(14).shuffle(pairs)
@@ -445,14 +448,16 @@ class LiveCheckouts:
         self.results = self.mp.Queue()
         self.processes = []
         self.latencies, self.errors = [], []
+        self.rate = rate
 
     def start(self, count):
         readies = []
         for n in range(count):
             ready = self.mp.Event()
+            interval = count / self.rate if self.rate else 0
             process = self.mp.Process(target=live_checkouts, args=(
                     ROOT, self.pairs[n::count], self.context, ready,
-                    self.stopping, self.results))
+                    self.stopping, self.results, interval))
             process.start()
             self.processes.append(process)
             readies.append(ready)
@@ -478,8 +483,11 @@ class LiveCheckouts:
                 ("beside the job", lambda t: start <= t < end)]:
             ms = sorted(1000 * l for t, l in self.latencies if inside(t))
             failed = Counter(e for t, e in self.errors if inside(t))
-            text = (f"live checkouts ({len(self.processes)} processes) "
-                f"{label}: {len(ms)} done, {sum(failed.values())} failed")
+            pace = (f", paced to {self.rate:g}/s in all" if self.rate
+                else "")
+            text = (f"live checkouts ({len(self.processes)} processes"
+                f"{pace}) {label}: {len(ms)} done, "
+                f"{sum(failed.values())} failed")
             if failed:
                 text += ' (' + '; '.join(
                     f"{n} × {e}" for e, n in failed.most_common(2)) + ')'
@@ -491,8 +499,10 @@ class LiveCheckouts:
         return '\n  '.join(lines)
 
 
-def live_checkouts(root, pairs, context, ready, stopping, results):
-    "The loop of one live checkout process (see LiveCheckouts)"
+def live_checkouts(root, pairs, context, ready, stopping, results,
+        interval=0):
+    """The loop of one live checkout process (see LiveCheckouts): one
+    checkout every interval seconds at most (0: one after the other)"""
     sys.path.insert(0, root)
     from trytond.modules.course.tests.tools import run_transaction
     from trytond.pool import Pool
@@ -505,7 +515,11 @@ def live_checkouts(root, pairs, context, ready, stopping, results):
             {'credit': credit} if credit else {}).id
     ready.set()
     latencies, errors = [], []
+    began = time.perf_counter()
     for count, (student, course) in enumerate(pairs):
+        wait = began + count * interval - time.perf_counter()
+        if wait > 0 and stopping.wait(wait):
+            break
         if stopping.is_set():
             break
         at, start = time.time(), time.perf_counter()
@@ -530,6 +544,10 @@ def main():
     parser.add_argument(
         '--checkouts', type=int, default=3, metavar='PROCESSES',
         help="processes of live checkouts beside the job (PostgreSQL)")
+    parser.add_argument(
+        '--checkout-rate', type=float, default=0, metavar='PER_SECOND',
+        help="pace the live checkouts to this many a second in all "
+        "(default 0: each process as fast as it can)")
     parser.add_argument('--batch-size', type=int, default=200)
     parser.add_argument(
         '--skip-hot-paths', action='store_true',
@@ -550,7 +568,7 @@ def main():
     if args.mix and not set(args.mix) <= {k for k, _ in KINDS}:
         parser.error(f"--mix: kinds are {[k for k, _ in KINDS]}")
     run(expiry, args.checkouts, args.batch_size, not args.skip_hot_paths,
-        args.profile, args.mix)
+        args.profile, args.mix, args.checkout_rate)
 
 
 if __name__ == '__main__':
