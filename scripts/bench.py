@@ -214,6 +214,9 @@ def bench_expiry(count, threads, batch_size, profile=False, mix=None,
         import pstats
         pstats.Stats(profiler).sort_stats('cumulative').print_stats(
             'modules|trytond/model|transaction', 40)
+        print("  the job's statements taking the most time (PostgreSQL):")
+        for query, seconds in counter.seconds.most_common(10):
+            print(f"    {seconds:6.2f} s  {query[:100]}")
     print(f"  job: {elapsed:.1f} s ({1000 * elapsed / count:.2f} ms an "
         f"order; its process's CPU {cpu:.1f} s; machine load "
         f"{load:.1f} before, {os.getloadavg()[0]:.1f} after), "

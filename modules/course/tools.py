@@ -129,6 +129,26 @@ def move_state(Model, ids, where, values):
     write_date and write_uid are set too; the record caches are cleared.
     """
     from trytond.tools import grouped_slice, reduce_ids
+    moved = []
+    for sub_ids in grouped_slice(sorted({int(i) for i in ids}), in_max()):
+        sub_ids = list(sub_ids)  # where(table) may be built twice
+        moved += _update_returning(
+            Model, lambda t: reduce_ids(t.id, sub_ids) & where(t), values)
+    clear_cache(Model, moved)
+    return moved
+
+
+def move_where(Model, where, values):
+    """Set values on the rows matching where(table), as move_state does,
+    without knowing their ids first; return the ids it changed"""
+    moved = _update_returning(Model, where, values)
+    clear_cache(Model, moved)
+    return moved
+
+
+def _update_returning(Model, where, values):
+    "UPDATE the rows matching where(table) with values; return their ids"
+    from trytond.tools import reduce_ids
     from trytond.transaction import Transaction
     transaction = Transaction()
     cursor = transaction.connection.cursor()
@@ -136,24 +156,18 @@ def move_state(Model, ids, where, values):
     columns = [getattr(table, k) for k in values] + [
         table.write_date, table.write_uid]
     row = list(values.values()) + [now(), transaction.user]
-    moved = []
-    for sub_ids in grouped_slice(sorted({int(i) for i in ids}), in_max()):
-        condition = reduce_ids(table.id, sub_ids) & where(table)
-        if transaction.database.has_returning():
-            cursor.execute(*table.update(
-                    columns, row, where=condition, returning=[table.id]))
-            moved.extend(i for i, in cursor)
-        else:
-            # SQLite: one writer at a time, the rows cannot move between
-            cursor.execute(*table.select(table.id, where=condition))
-            found = [i for i, in cursor]
-            if found:
-                cursor.execute(*table.update(
-                        columns, row,
-                        where=reduce_ids(table.id, found) & where(table)))
-            moved.extend(found)
-    clear_cache(Model, moved)
-    return moved
+    if transaction.database.has_returning():
+        cursor.execute(*table.update(
+                columns, row, where=where(table), returning=[table.id]))
+        return [i for i, in cursor]
+    # SQLite: one writer at a time, the rows cannot move between
+    cursor.execute(*table.select(table.id, where=where(table)))
+    found = [i for i, in cursor]
+    if found:
+        cursor.execute(*table.update(
+                columns, row,
+                where=reduce_ids(table.id, found) & where(table)))
+    return found
 
 
 def insert_rows(Model, rows, stamp=True):
@@ -237,19 +251,27 @@ def lock_rows(Model, records):
     worker and tests retry with a fresh snapshot.  Lock first: the call
     restarts (see Model.lock), so do nothing irreversible before it.
     """
-    from trytond.tools import grouped_slice, reduce_ids
     from trytond.transaction import Transaction
     records = list(records)
     if not records:
         return
     Model.lock(records)
+    _write_locked(Transaction(), Model, {int(r) for r in records})
+
+
+def _write_locked(transaction, Model, ids):
+    """Write the locked rows of ids (write_date = write_date), once per
+    transaction: a second write would find nothing new"""
+    from trytond.tools import grouped_slice, reduce_ids
+    written = transaction.__dict__.setdefault('_course_written', {})
+    done = written.setdefault(Model._table, set())
     table = Model.__table__()
-    cursor = Transaction().connection.cursor()
-    for ids in grouped_slice(sorted({int(r) for r in records}), in_max()):
+    cursor = transaction.connection.cursor()
+    for sub_ids in grouped_slice(sorted(set(ids) - done), in_max()):
         cursor.execute(*table.update(
                 [table.write_date], [table.write_date],
-                where=reduce_ids(table.id, ids)))
-
+                where=reduce_ids(table.id, sub_ids)))
+    done.update(ids)
 
 
 def try_lock_rows(Model, ids):
@@ -276,13 +298,9 @@ def try_lock_rows(Model, ids):
             For = database.get_select_for_skip_locked()
             query.for_ = For('UPDATE')
         cursor.execute(*query)
-        got = [i for i, in cursor]
-        if got:
-            # The write turns a stale snapshot into a serialization failure
-            cursor.execute(*table.update(
-                    [table.write_date], [table.write_date],
-                    where=reduce_ids(table.id, got)))
-        locked.update(got)
+        locked.update(i for i, in cursor)
+    # The write turns a stale snapshot into a serialization failure
+    _write_locked(transaction, Model, locked)
     transaction._locked_records[Model._table].update(locked)
     return locked
 

@@ -12,7 +12,7 @@ from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.tools import (
-    guarded, lock_rows, log_transitions, move_state, now)
+    guarded, lock_rows, log_transitions, move_state, move_where, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -417,10 +417,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
         """Move the grants matching where(table) to values by a conditional
         UPDATE, log their transition to state; return their ids (the
         expiry job moves thousands: no records built for nothing)"""
-        table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        cursor.execute(*table.select(table.id, where=where(table)))
-        ids = move_state(cls, [i for i, in cursor], where, values)
+        ids = move_where(cls, where, values)
         # Set-based: the expiry job releases thousands of grants at once
         log_transitions(cls, ids, state)
         return ids

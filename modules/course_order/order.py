@@ -16,7 +16,7 @@ from trytond.modules.course.tools import (
     allocate, check_dict, check_id, check_list, check_record, check_text,
     clear_cache, guarded, in_group, in_max, in_new_transaction, lock_rows,
     log_transitions, move_state, now, round_amount, try_lock_rows)
-from trytond.pool import Pool, PoolMeta
+from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
 from trytond.tools import grouped_slice, reduce_ids

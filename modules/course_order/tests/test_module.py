@@ -1,12 +1,10 @@
 import datetime as dt
 from decimal import Decimal
-from unittest.mock import patch
 
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
-from trytond.modules.course.course import SalePrice
 from trytond.modules.course.tests.tools import create_catalog
-from trytond.modules.course.tools import check_id, now as utcnow
+from trytond.modules.course.tools import now as utcnow
 from trytond.modules.course_order.tests.tools import (
     StatementCounter, checkout, plug, sell_kind)
 from trytond.pool import Pool

@@ -5,7 +5,7 @@ import xmlrpc.client
 from decimal import Decimal
 
 from trytond.modules.course.tests.rpc import (
-    BAD_IDS, BAD_LISTS, RPCError, RPCTestMixin)
+    BAD_IDS, BAD_LISTS, RPCTestMixin)
 
 from .tools import checkout
 

@@ -1,4 +1,5 @@
 "Helpers for tests of modules built on course_order"
+import time
 from decimal import Decimal
 
 from trytond.modules.course.course import SalePrice
@@ -86,9 +87,13 @@ class StatementCounter:
     """
 
     def __init__(self, thread_only=False):
+        from collections import Counter
+
         from trytond.transaction import Transaction
         self.connection = Transaction().connection
         self.count = 0
+        # PostgreSQL: seconds spent by statement (its first words)
+        self.seconds = Counter()
         self._patched = None
         self._thread = None
         self.thread_only = thread_only
@@ -109,10 +114,17 @@ class StatementCounter:
             self._thread = threading.get_ident()
 
             def execute(cursor, *args, **kwargs):
-                if (not counter.thread_only
-                        or threading.get_ident() == counter._thread):
-                    counter.count += 1
-                return original(cursor, *args, **kwargs)
+                if (counter.thread_only
+                        and threading.get_ident() != counter._thread):
+                    return original(cursor, *args, **kwargs)
+                counter.count += 1
+                start = time.perf_counter()
+                try:
+                    return original(cursor, *args, **kwargs)
+                finally:
+                    query = str(args[0]) if args else ''
+                    counter.seconds[' '.join(query.split()[:6])] += (
+                        time.perf_counter() - start)
             psycopg.Cursor.execute = execute
             self._patched = original
         return self
