@@ -798,7 +798,7 @@ class Order(Workflow, ModelSQL, ModelView):
         if order.pay_method == 'free':
             cls.pay([order])
         else:
-            start = getattr(cls, f'_payment_start_{order.pay_method}', None)
+            start = cls._get_payment_hook('start', order.pay_method)
             if start:
                 start([order])
 
@@ -808,6 +808,14 @@ class Order(Workflow, ModelSQL, ModelView):
     # 'unpaid' or 'unknown'} (see _payment_query and doc/expiry.rst),
     # _payment_close_m(orders) and _payment_refund_m(orders) -> refunded
     # orders (those done at once; the others stay refunding).
+
+    @classmethod
+    def _get_payment_hook(cls, action, method):
+        """Return the hook of action for the payment method (a callable
+        taking the orders) or None; by default the classmethod
+        `_payment_<action>_<method>`.  A module serving several methods the
+        same way (course_payment's providers) extends it with super()."""
+        return getattr(cls, f'_payment_{action}_{method}', None)
 
     @classmethod
     def _payment_hook(cls, action, orders):
@@ -827,7 +835,7 @@ class Order(Workflow, ModelSQL, ModelView):
             by_method[methods[order.id]].append(order)
         result = []
         for method, method_orders in by_method.items():
-            hook = getattr(cls, f'_payment_{action}_{method}', None)
+            hook = cls._get_payment_hook(action, method)
             if hook:
                 result.extend(hook(method_orders) or [])
         return result
@@ -1059,7 +1067,7 @@ class Order(Workflow, ModelSQL, ModelView):
             by_method[method].append(order)
         answers = {}
         for method, ids in by_method.items():
-            if getattr(cls, f'_payment_query_{method}', None) is None:
+            if cls._get_payment_hook('query', method) is None:
                 answers.update(dict.fromkeys(ids, 'unpaid'))
             else:
                 answers.update(run.each(
@@ -1070,7 +1078,7 @@ class Order(Workflow, ModelSQL, ModelView):
     def _payment_ask(cls, ids, method):
         """Call the query hook of method for the orders ids: {id: answer};
         an order the hook does not answer for is unknown"""
-        hook = getattr(cls, f'_payment_query_{method}')
+        hook = cls._get_payment_hook('query', method)
         result = hook(cls.browse(ids))
         if not isinstance(result, dict):
             raise TypeError(
