@@ -39,18 +39,18 @@ class CoursePaymentAlipayTestCase(CompanyTestMixin, ModuleTestCase):
                 self.fake.account_values(company.id, **values)])
         return create_catalog(company), account
 
-    def order(self, cat, *courses):
+    def order(self, cat, *courses, party=None):
         "An order of the student paid with Alipay, its payment started"
         Payment = Pool().get('course.payment')
-        order = checkout(
-            cat.student, *(courses or [cat.course_b]), pay_method='alipay')
+        order = checkout(party or cat.student, *(courses or [cat.course_b]),
+            pay_method='alipay')
         answer = Payment.start(order)
         return order, answer
 
-    def paid(self, cat, *courses):
+    def paid(self, cat, *courses, party=None):
         "An order paid at Alipay and confirmed by the trade query"
         Payment = Pool().get('course.payment')
-        order, _ = self.order(cat, *courses)
+        order, _ = self.order(cat, *courses, party=party)
         self.fake.pay(order.number, order.payable_amount)
         payment, = order.payments
         self.assertEqual(Payment.query([payment]), {payment: 'paid'})
@@ -337,14 +337,19 @@ class CoursePaymentAlipayTestCase(CompanyTestMixin, ModuleTestCase):
                 # A new order each: the test's transaction keeps what a
                 # caller's rollback would undo
                 self.fake.mode = 'ok'
-                order, _ = self.paid(cat)
+                party, = Pool().get('party.party').create([{'name': mode}])
+                order, _ = self.paid(cat, party=party)
                 self.fake.mode = mode
                 with self.assertRaises(UserError) as cm:
                     Refund.refund_order(order)
                 self.assertIn('Alipay', cm.exception.message)
                 self.assertIn('Nothing was changed', cm.exception.message)
-                self.assertEqual(
-                    self.fake.trades[order.number]['refunds'], {})
+                if mode not in {'slow', 'badsign'}:
+                    # (slow, badsign: Alipay refunded, its answer is lost
+                    # or untrusted; the retry with the same number is
+                    # idempotent, see test_refund_replayed_number)
+                    self.assertEqual(
+                        self.fake.trades[order.number]['refunds'], {})
 
     @with_transaction()
     def test_refund_refused(self):

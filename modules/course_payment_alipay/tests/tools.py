@@ -267,11 +267,14 @@ class FakeAlipay:
 
     def send(self, handler, body, status=200):
         data = body.encode()
-        handler.send_response(status)
-        handler.send_header('Content-Type', 'text/html;charset=utf-8')
-        handler.send_header('Content-Length', str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
+        try:
+            handler.send_response(status)
+            handler.send_header('Content-Type', 'text/html;charset=utf-8')
+            handler.send_header('Content-Length', str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (slow)
 
     @staticmethod
     def not_exist():

@@ -1,0 +1,97 @@
+"""The keys of the Alipay accounts over real RPC: only the administrators
+(res.group_admin) read or write them"""
+import unittest
+
+from trytond.modules.course.tests.rpc import RPCTestMixin
+
+from .tools import FakeAlipay, key_pair
+
+MODEL = 'course.payment.alipay.account'
+KEYS = ['app_private_key', 'alipay_public_key']
+
+
+class AlipayAccountRPCTestCase(RPCTestMixin, unittest.TestCase):
+    "Alipay accounts over JSON-RPC and XML-RPC"
+    module = 'course_payment_alipay'
+
+    @classmethod
+    def setup_data(cls):
+        super().setup_data()
+        from trytond.pool import Pool
+        Account = Pool().get(MODEL)
+        fake = FakeAlipay()
+        fake.server = type('S', (), {'server_address': ('127.0.0.1', 1)})()
+        cls.values = fake.account_values(cls.company_id)
+        account, = Account.create([cls.values])
+        cls.account_id = account.id
+
+    def test_admin_reads_and_writes_keys(self):
+        "The administrators read and change the keys"
+        for protocol in ['json', 'xml']:
+            admin = self.login('admin', protocol)
+            record, = admin.model(MODEL, 'read', [self.account_id],
+                KEYS + ['app_id'])
+            self.assertEqual(record['app_private_key'],
+                self.values['app_private_key'])
+            self.assertEqual(record['alipay_public_key'],
+                self.values['alipay_public_key'])
+        admin = self.login('admin')
+        admin.model(MODEL, 'write', [self.account_id],
+            {'alipay_public_key': self.values['alipay_public_key']})
+
+    def test_keys_hidden_from_other_groups(self):
+        "Course Administration reads the account but not its keys"
+        for protocol in ['json', 'xml']:
+            manager = self.login('manager', protocol)
+            record, = manager.model(
+                MODEL, 'read', [self.account_id], ['app_id', 'gateway'])
+            self.assertEqual(record['app_id'], self.values['app_id'])
+            for key in KEYS:
+                with self.subTest(protocol=protocol, key=key):
+                    self.assertRPCError(
+                        manager.model, MODEL, 'read', [self.account_id],
+                        [key], kinds=('AccessError', 'UserError'))
+                    self.assertRPCError(
+                        manager.model, MODEL, 'search_read',
+                        [('id', '=', self.account_id)], 0, None, None,
+                        [key], kinds=('AccessError', 'UserError'))
+            # Nor can it change anything
+            self.assertRPCError(
+                manager.model, MODEL, 'write', [self.account_id],
+                {'app_private_key': 'x'}, kinds=('AccessError', 'UserError'))
+            self.assertRPCError(
+                manager.model, MODEL, 'write', [self.account_id],
+                {'name': 'x'}, kinds=('AccessError', 'UserError'))
+
+    def test_no_access_for_sales_and_nobody(self):
+        "Course Sales and users of no group of ours see no account"
+        for login in ['sales', 'nobody']:
+            for protocol in ['json', 'xml']:
+                user = self.login(login, protocol)
+                for fields in [['app_id'], KEYS]:
+                    with self.subTest(login=login, protocol=protocol,
+                            fields=fields):
+                        self.assertRPCError(
+                            user.model, MODEL, 'read', [self.account_id],
+                            fields, kinds=('AccessError', 'UserError'))
+                        self.assertRPCError(
+                            user.model, MODEL, 'search_read', [], 0, None,
+                            None, fields,
+                            kinds=('AccessError', 'UserError'))
+
+    def test_wrong_pem_refused(self):
+        "A wrong PEM is refused on save with a clear message"
+        admin = self.login('admin')
+        _, app_private, app_public = key_pair('app')
+        for values, text in [
+                ({'app_private_key': 'not a key'}, 'app private key'),
+                ({'app_private_key': app_public}, 'app private key'),
+                ({'alipay_public_key': app_private}, 'Alipay public key'),
+                ]:
+            with self.subTest(values=list(values)):
+                self.assertRPCError(
+                    admin.model, MODEL, 'write', [self.account_id], values,
+                    kinds=('UserError', 'ValidationError'), text=text)
+        record, = admin.model(MODEL, 'read', [self.account_id], KEYS)
+        self.assertEqual(record['app_private_key'],
+            self.values['app_private_key'])
