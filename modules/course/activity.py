@@ -8,10 +8,11 @@ from trytond.pyson import Eval
 
 from .course import CompanyMixin, NonNegativeMixin
 from .exceptions import CourseValidationError
+from .rpc import RPCInputMixin
 from .tools import now, round_amount
 
 
-class Activity(CompanyMixin, ModelSQL, ModelView):
+class Activity(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
     "Price Activity"
     __name__ = 'course.activity'
     name = fields.Char(
@@ -55,7 +56,8 @@ class Activity(CompanyMixin, ModelSQL, ModelView):
         return 'running'
 
 
-class ActivityLine(NonNegativeMixin, ModelSQL, ModelView):
+class ActivityLine(
+        RPCInputMixin, NonNegativeMixin, ModelSQL, ModelView):
     "Price Activity Rule"
     __name__ = 'course.activity.line'
     _not_negative = {

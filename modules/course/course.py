@@ -13,6 +13,7 @@ from trytond.rpc import RPC
 from trytond.transaction import Transaction
 
 from .exceptions import CourseValidationError, EnrollmentError, InputError
+from .rpc import RPCInputMixin
 from .tools import (
     _input_error, check_id, check_list, lock_rows, now, round_amount)
 
@@ -21,14 +22,17 @@ SalePrice = namedtuple(
     'SalePrice', ['list_price', 'unit_price', 'discount_name', 'activity'])
 
 
-class Configuration(ModelSingleton, ModelSQL, ModelView):
+class Configuration(
+        RPCInputMixin, ModelSingleton, ModelSQL, ModelView):
     "Course Configuration"
     __name__ = 'course.configuration'
     # The settings are added by the modules that need them (orders,
     # coupons, credit, payments).
 
 
-class Direction(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
+class Direction(
+        RPCInputMixin, DeactivableMixin, sequence_ordered(), ModelSQL,
+        ModelView):
     "Learning Direction"
     __name__ = 'course.direction'
     name = fields.Char("Name", required=True, translate=True)
@@ -36,7 +40,9 @@ class Direction(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
         'course.category', 'direction', "Categories")
 
 
-class Category(DeactivableMixin, sequence_ordered(), ModelSQL, ModelView):
+class Category(
+        RPCInputMixin, DeactivableMixin, sequence_ordered(), ModelSQL,
+        ModelView):
     "Course Category"
     __name__ = 'course.category'
     name = fields.Char("Name", required=True, translate=True)
@@ -96,8 +102,8 @@ class NonNegativeMixin:
 
 
 class Course(
-        CompanyMixin, NonNegativeMixin, DeactivableMixin, sequence_ordered(),
-        ModelSQL, ModelView):
+        RPCInputMixin, CompanyMixin, NonNegativeMixin, DeactivableMixin,
+        sequence_ordered(), ModelSQL, ModelView):
     "Course"
     __name__ = 'course.course'
     _not_negative = {
@@ -260,7 +266,8 @@ class Course(
 
 
 class CourseOption(
-        NonNegativeMixin, sequence_ordered(), ModelSQL, ModelView):
+        RPCInputMixin, NonNegativeMixin, sequence_ordered(), ModelSQL,
+        ModelView):
     "Course Validity Option"
     __name__ = 'course.course.option'
     _not_negative = {
@@ -296,7 +303,7 @@ class CourseOption(
         return not self.days
 
 
-class Enrollment(CompanyMixin, ModelSQL, ModelView):
+class Enrollment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
     "Course Enrollment"
     __name__ = 'course.enrollment'
     # Every field is the workflow's: paid orders, refunds, the Give Course

@@ -7,6 +7,7 @@ from trytond.transaction import Transaction
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
 from .exceptions import EnrollmentError
+from .rpc import RPCInputMixin
 from .tools import (
     check_dict, check_id, check_int, check_record, check_text, in_group)
 
@@ -17,7 +18,7 @@ MAX_DAYS = 36500
 MAX_REASON = 1000
 
 
-class GiveCourseStart(ModelView):
+class GiveCourseStart(RPCInputMixin, ModelView):
     "Give Course"
     __name__ = 'course.enrollment.give.start'
     company = fields.Many2One('company.company', "Company", readonly=True)
@@ -47,7 +48,7 @@ class GiveCourseStart(ModelView):
         return 0
 
 
-class GiveCourse(Wizard):
+class GiveCourse(RPCInputMixin, Wizard):
     """Give Course
 
     The only door through which staff create an enrollment: a gift of a

@@ -14,6 +14,7 @@ from trytond.i18n import gettext
 from trytond.model import (
     Check, DeactivableMixin, ModelSQL, ModelView, fields)
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_bool, check_caller, check_company, check_dict, check_ids, check_int,
     check_list, check_record, check_records, check_text, clear_cache, now,
@@ -88,7 +89,8 @@ def format_decimal(value):
     return format(value.normalize(), 'f')
 
 
-class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
+class Coupon(
+        RPCInputMixin, CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
     "Coupon"
     __name__ = 'course.coupon'
     name = fields.Char("Name", required=True, translate=True)
@@ -831,7 +833,7 @@ class Coupon(CompanyMixin, DeactivableMixin, ModelSQL, ModelView):
         pass
 
 
-class CouponDirection(ModelSQL):
+class CouponDirection(RPCInputMixin, ModelSQL):
     "Coupon - Direction"
     __name__ = 'course.coupon-course.direction'
     coupon = fields.Many2One(
@@ -840,7 +842,7 @@ class CouponDirection(ModelSQL):
         'course.direction', "Direction", required=True, ondelete='CASCADE')
 
 
-class CouponCategory(ModelSQL):
+class CouponCategory(RPCInputMixin, ModelSQL):
     "Coupon - Category"
     __name__ = 'course.coupon-course.category'
     coupon = fields.Many2One(
@@ -849,7 +851,7 @@ class CouponCategory(ModelSQL):
         'course.category', "Category", required=True, ondelete='CASCADE')
 
 
-class CouponCourse(ModelSQL):
+class CouponCourse(RPCInputMixin, ModelSQL):
     "Coupon - Course"
     __name__ = 'course.coupon-course.course'
     coupon = fields.Many2One(

@@ -11,6 +11,7 @@ from sql.aggregate import Count
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     guarded, lock_rows, log_transitions, move_state, move_where, now)
 from trytond.pool import Pool
@@ -55,7 +56,8 @@ def normalize_code(code):
     return re.sub(r'[\s\-]', '', str(code or '')).upper()
 
 
-class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
+class Grant(
+        RPCInputMixin, CompanyMixin, Workflow, ModelSQL, ModelView):
     "Coupon Grant"
     __name__ = 'course.coupon.grant'
     _rec_name = 'code'
@@ -467,7 +469,7 @@ class Grant(CompanyMixin, Workflow, ModelSQL, ModelView):
         return cls.browse(cls._move(where, {'state': 'expired'}, 'expired'))
 
 
-class RedeemAttempt(ModelSQL):
+class RedeemAttempt(RPCInputMixin, ModelSQL):
     "Coupon Code Redeem Attempt"
     __name__ = 'course.coupon.redeem.attempt'
     # The party's id, not a Many2One: the foreign key would make the insert

@@ -4,6 +4,7 @@ import re
 
 from trytond.i18n import gettext
 from trytond.model import ModelView, fields
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval, PYSONEncoder
 from trytond.wizard import (
@@ -36,7 +37,7 @@ class CouponWizardMixin:
         return action, {}
 
 
-class GrantStart(ModelView):
+class GrantStart(RPCInputMixin, ModelView):
     "Grant Coupon"
     __name__ = 'course.coupon.grant.start'
     coupon = fields.Many2One(
@@ -104,7 +105,7 @@ class GrantStart(ModelView):
         return list({found[e] for e in emails})
 
 
-class GrantWizard(CouponWizardMixin, Wizard):
+class GrantWizard(RPCInputMixin, CouponWizardMixin, Wizard):
     "Grant Coupon"
     __name__ = 'course.coupon.grant_wizard'
     start = StateView(
@@ -122,7 +123,7 @@ class GrantWizard(CouponWizardMixin, Wizard):
                 skip_limited=self.start.skip_limited))
 
 
-class GenerateCodesStart(ModelView):
+class GenerateCodesStart(RPCInputMixin, ModelView):
     "Generate Coupon Codes"
     __name__ = 'course.coupon.generate_codes.start'
     coupon = fields.Many2One(
@@ -136,7 +137,7 @@ class GenerateCodesStart(ModelView):
         return 10
 
 
-class GenerateCodes(CouponWizardMixin, Wizard):
+class GenerateCodes(RPCInputMixin, CouponWizardMixin, Wizard):
     "Generate Coupon Codes"
     __name__ = 'course.coupon.generate_codes'
     start = StateView(

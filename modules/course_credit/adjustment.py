@@ -9,6 +9,7 @@ from sql.aggregate import Count
 from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_amount, check_dict, check_int, check_record, check_text)
 from trytond.pool import Pool
@@ -40,7 +41,8 @@ def _ledger_kinds_domain():
             ('kind', 'in', list(ADJUSTMENT_KINDS['wallet'])))]
 
 
-class Adjustment(LedgerRecordMixin, ModelSQL, ModelView):
+class Adjustment(
+        RPCInputMixin, LedgerRecordMixin, ModelSQL, ModelView):
     "Credit and Wallet Adjustment"
     __name__ = 'course.credit.adjustment'
     ledger = fields.Selection(LEDGERS, "Ledger", required=True, readonly=True)
@@ -140,7 +142,7 @@ class Adjustment(LedgerRecordMixin, ModelSQL, ModelView):
             for a in cls.browse(sorted(found))]
 
 
-class AdjustStart(CompanyMixin, ModelView):
+class AdjustStart(RPCInputMixin, CompanyMixin, ModelView):
     "Adjust Credit or Wallet"
     __name__ = 'course.credit.adjust.start'
     party = fields.Many2One(
@@ -200,7 +202,7 @@ class AdjustStart(CompanyMixin, ModelView):
             self.kind = 'adjust'
 
 
-class Adjust(Wizard):
+class Adjust(RPCInputMixin, Wizard):
     """Adjust Credit or Wallet
 
     Course Administration only (the action's group); the input is checked

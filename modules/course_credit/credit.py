@@ -19,6 +19,7 @@ from sql.conditionals import Case
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     in_group, in_max, insert_rows, lock_rows, now)
 from trytond.pool import Pool
@@ -529,7 +530,8 @@ class LedgerMixin(LedgerRecordMixin):
         return result
 
 
-class CreditMovement(LedgerMixin, ModelSQL, ModelView):
+class CreditMovement(
+        RPCInputMixin, LedgerMixin, ModelSQL, ModelView):
     "Credit Movement"
     __name__ = 'course.credit.movement'
     _ledger = 'credit'
@@ -722,7 +724,8 @@ class CreditMovement(LedgerMixin, ModelSQL, ModelView):
         return problems
 
 
-class WalletMovement(LedgerMixin, ModelSQL, ModelView):
+class WalletMovement(
+        RPCInputMixin, LedgerMixin, ModelSQL, ModelView):
     "Wallet Movement"
     __name__ = 'course.wallet.movement'
     _ledger = 'wallet'

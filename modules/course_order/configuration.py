@@ -1,6 +1,7 @@
 from trytond.model import ModelSQL, fields
 from trytond.modules.company.model import (
     CompanyMultiValueMixin, CompanyValueMixin)
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Eval, Id
 
@@ -75,7 +76,8 @@ class Configuration(CompanyMultiValueMixin, metaclass=PoolMeta):
         return sequence.get()
 
 
-class ConfigurationOrderSequence(CompanyValueMixin, ModelSQL):
+class ConfigurationOrderSequence(
+        RPCInputMixin, CompanyValueMixin, ModelSQL):
     "Course Configuration Order Sequence"
     __name__ = 'course.configuration.order_sequence'
     order_sequence = order_sequence_field(Eval('company', -1))

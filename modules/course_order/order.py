@@ -16,6 +16,7 @@ from trytond.modules.course.tools import (
     allocate, check_dict, check_id, check_list, check_record, check_text,
     clear_cache, guarded, in_group, in_max, in_new_transaction, lock_rows,
     log_transitions, move_state, now, round_amount, try_lock_rows)
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -140,7 +141,7 @@ class Checkout:
         return discount
 
 
-class Order(Workflow, ModelSQL, ModelView):
+class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
     "Course Order"
     __name__ = 'course.order'
     _rec_name = 'number'
@@ -1242,7 +1243,7 @@ class ExpiryRun:
         return outcomes
 
 
-class OrderLine(ModelSQL, ModelView):
+class OrderLine(RPCInputMixin, ModelSQL, ModelView):
     "Course Order Line"
     __name__ = 'course.order.line'
     order = fields.Many2One(
@@ -1411,7 +1412,7 @@ class OrderLine(ModelSQL, ModelView):
         return [enrollment]
 
 
-class OrderDiscount(ModelSQL, ModelView):
+class OrderDiscount(RPCInputMixin, ModelSQL, ModelView):
     "Course Order Discount"
     __name__ = 'course.order.discount'
     order = fields.Many2One(
@@ -1459,7 +1460,7 @@ class OrderDiscount(ModelSQL, ModelView):
         return self.order.currency if self.order else None
 
 
-class OrderDiscountLine(ModelSQL):
+class OrderDiscountLine(RPCInputMixin, ModelSQL):
     "Course Order Discount - Line"
     __name__ = 'course.order.discount-course.order.line'
     discount = fields.Many2One(

@@ -148,9 +148,12 @@ class JSONRPCClient:
 
 class XMLRPCClient:
     """A Tryton XML-RPC connection of one user (basic authentication on
-    every call, as proteus' set_xmlrpc does)"""
+    every call, as proteus' set_xmlrpc does; with session, one login and
+    the session on every call, as the JSON-RPC client: much faster for
+    many calls, the password is hashed once)"""
 
-    def __init__(self, database, login, password, context=None):
+    def __init__(self, database, login, password, context=None,
+            session=False):
         from werkzeug.test import Client
 
         from trytond.protocols import dispatcher  # noqa: F401 (routes)
@@ -158,8 +161,17 @@ class XMLRPCClient:
         self.client = Client(app)
         self.environ = {'REMOTE_ADDR': '127.0.0.1'}
         self.url = f'/{database}/rpc/'
-        token = base64.b64encode(f'{login}:{password}'.encode()).decode()
-        self.headers = {'Authorization': f'Basic {token}'}
+        if session:
+            self.headers = {}
+            user_id, session, *_ = self._post(
+                'common.db.login', [login, {'password': password}, 'en'])
+            token = base64.b64encode(
+                f'{login}:{user_id}:{session}'.encode()).decode()
+            self.headers = {'Authorization': f'Session {token}'}
+        else:
+            token = base64.b64encode(
+                f'{login}:{password}'.encode()).decode()
+            self.headers = {'Authorization': f'Basic {token}'}
         self.context = self._post(
             'model.res.user.get_preferences', [True, {}])
         self.context.update(context or {})
@@ -253,12 +265,15 @@ class RPCTestMixin(CommittedTestMixin):
         super().setup_data()
         cls.user_ids = create_users(cls.company_id)
 
-    def login(self, login, protocol='json'):
-        "An RPC session of login ('admin', 'manager', 'sales', 'nobody')"
+    def login(self, login, protocol='json', session=False):
+        """An RPC session of login ('admin', 'manager', 'sales', 'nobody');
+        XML-RPC authenticates each call, or with session once"""
         from trytond.tests.test_tryton import DB_NAME
-        Client = JSONRPCClient if protocol == 'json' else XMLRPCClient
-        return Client(DB_NAME, login, PASSWORD.format(login),
-            context={'company': self.company_id})
+        if protocol == 'json':
+            return JSONRPCClient(DB_NAME, login, PASSWORD.format(login),
+                context={'company': self.company_id})
+        return XMLRPCClient(DB_NAME, login, PASSWORD.format(login),
+            context={'company': self.company_id}, session=session)
 
     def assertRPCError(self, call, *args, kinds=('UserError',),
             text=None, **kwargs):
