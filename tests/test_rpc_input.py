@@ -2,7 +2,7 @@
 real JSON-RPC and XML-RPC, never a raw server error, and writes nothing.
 
 Table-driven: the methods are enumerated from the ``__rpc__`` of every
-model the four modules define (``ir.model``), so a new model, button or
+model the course modules define (``ir.model``), so a new model, button or
 field method is covered without touching this file.  Two tables:
 
 * every method taking record ids (``RPC.instantiate`` set, plus ``read``
@@ -21,7 +21,9 @@ from trytond.modules.course.tests.rpc import (
     BAD_IDS, BAD_LISTS, RPCTestMixin)
 from trytond.modules.course.tests.tools import run_transaction
 
-MODULES = ['course', 'course_order', 'course_coupon', 'course_credit']
+MODULES = [
+    'course', 'course_order', 'course_coupon', 'course_credit',
+    'course_payment', 'course_payment_alipay']
 
 # Methods without instantiate whose first parameter is a list of ids
 ID_PARAMETERS = {'read': 0, 'history_revisions': 0}
@@ -139,7 +141,7 @@ def fingerprint():
 
 class RPCInputTestCase(RPCTestMixin, unittest.TestCase):
     "Every RPC method of the course modules × bad input: a UserError"
-    module = ['course_coupon', 'course_credit']
+    module = ['course_coupon', 'course_credit', 'course_payment_alipay']
 
     @classmethod
     def setUpClass(cls):
@@ -283,9 +285,18 @@ class RPCInputTestCase(RPCTestMixin, unittest.TestCase):
         JSON-RPC and XML-RPC: a UserError, nothing written; the session
         still works afterwards"""
         wizards = self.run_transaction(wizard_names)
+
+        def paid_order():
+            from trytond.pool import Pool
+            Order = Pool().get('course.order')
+            order, = Order.search([('state', '=', 'paid')])
+            return order.id
+        paid = self.run_transaction(paid_order)
         self.assertEqual(wizards, [
                 'course.coupon.generate_codes', 'course.coupon.grant_wizard',
-                'course.credit.adjust', 'course.enrollment.give'])
+                'course.credit.adjust', 'course.enrollment.give',
+                'course.payment.refund.request.reject',
+                'course.payment.refund.wizard'])
         before = self.fingerprint()
         for protocol in ['json', 'xml']:
             client = self.login('admin', protocol, session=True)
@@ -319,8 +330,18 @@ class RPCInputTestCase(RPCTestMixin, unittest.TestCase):
                         self.assertRPCError(
                             client.call, f'wizard.{wizard}.{method}', *args,
                             text=text)
+                context = None
+                if wizard == 'course.payment.refund.wizard':
+                    # It runs on an order only
+                    self.assertRPCError(
+                        client.call, f'wizard.{wizard}.execute', session,
+                        {}, start, text="Open the refund from an order")
+                    context = {
+                        'active_model': 'course.order', 'active_id': paid,
+                        'active_ids': [paid]}
                 self.assertIn('view', client.call(
-                        f'wizard.{wizard}.execute', session, {}, start))
+                        f'wizard.{wizard}.execute', session, {}, start,
+                        context=context))
                 client.call(f'wizard.{wizard}.delete', session)
         self.assertEqual(self.fingerprint(), before)
 

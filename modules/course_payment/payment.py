@@ -24,6 +24,7 @@ from trytond.exceptions import UserError
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import lock_rows, now
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -76,7 +77,7 @@ def refuse_external(Model, mode, records, values, external):
         raise modification_error(Model, mode)
 
 
-class Payment(CompanyMixin, ModelSQL, ModelView):
+class Payment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
     "Course Payment"
     __name__ = 'course.payment'
     _rec_name = 'reference'
@@ -455,7 +456,7 @@ class Payment(CompanyMixin, ModelSQL, ModelView):
                 cls.write([payment], {'state': state})
 
 
-class PaymentMessage(ModelSQL, ModelView):
+class PaymentMessage(RPCInputMixin, ModelSQL, ModelView):
     "Course Payment Message"
     __name__ = 'course.payment.message'
     payment = fields.Many2One(

@@ -7,6 +7,7 @@ from trytond.i18n import gettext
 from trytond.model import (
     Index, ModelSQL, ModelView, Unique, Workflow, fields)
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_caller, check_record, check_text, guarded,
     lock_rows, now)
@@ -34,7 +35,7 @@ def acting_user():
     return Transaction().user or None
 
 
-class Refund(CompanyMixin, ModelSQL, ModelView):
+class Refund(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
     "Course Payment Refund"
     __name__ = 'course.payment.refund'
     _rec_name = 'number'
@@ -362,7 +363,7 @@ class Refund(CompanyMixin, ModelSQL, ModelView):
             cls.write(failed, {'state': 'failed'})
 
 
-class RefundLine(ModelSQL):
+class RefundLine(RPCInputMixin, ModelSQL):
     "Course Payment Refund - Order Line"
     __name__ = 'course.payment.refund-course.order.line'
     refund = fields.Many2One(
@@ -376,7 +377,7 @@ class RefundLine(ModelSQL):
         cls.__access__.add('refund')
 
 
-class RefundRequest(Workflow, CompanyMixin, ModelSQL, ModelView):
+class RefundRequest(RPCInputMixin, Workflow, CompanyMixin, ModelSQL, ModelView):
     "Course Refund Request"
     __name__ = 'course.payment.refund.request'
 
@@ -546,13 +547,13 @@ class RefundRequest(Workflow, CompanyMixin, ModelSQL, ModelView):
                 })
 
 
-class RejectStart(ModelView):
+class RejectStart(RPCInputMixin, ModelView):
     "Reject Refund Request"
     __name__ = 'course.payment.refund.request.reject.start'
     reason = fields.Text("Reason", required=True)
 
 
-class RejectWizard(Wizard):
+class RejectWizard(RPCInputMixin, Wizard):
     "Reject Refund Request"
     __name__ = 'course.payment.refund.request.reject'
     start = StateView(
@@ -565,13 +566,16 @@ class RejectWizard(Wizard):
 
     def transition_reject(self):
         Request = Pool().get('course.payment.refund.request')
+        if getattr(self.model, '__name__', None) != Request.__name__:
+            raise RefundRequestError(gettext(
+                    'course_payment.msg_request_reject_wizard'))
         reason = check_text(self.start.reason, 'reason',
             max_length=REASON_SIZE)
         Request.do_reject(list(self.records), reason)
         return 'end'
 
 
-class RefundStart(ModelView):
+class RefundStart(RPCInputMixin, ModelView):
     "Refund Order"
     __name__ = 'course.payment.refund.start'
     order = fields.Many2One('course.order', "Order", readonly=True)
@@ -594,7 +598,7 @@ class RefundStart(ModelView):
     reason = fields.Text("Reason", required=True)
 
 
-class RefundWizard(Wizard):
+class RefundWizard(RPCInputMixin, Wizard):
     """Refund Order
 
     Course Administration only (the action's group): the whole order or
@@ -610,7 +614,7 @@ class RefundWizard(Wizard):
 
     def default_start(self, fields):
         Refund = Pool().get('course.payment.refund')
-        order = self.record
+        order = self.order()
         return {
             'order': order.id,
             'whole': True,
@@ -618,10 +622,16 @@ class RefundWizard(Wizard):
             'refundable': [l.id for l in Refund.refundable_lines(order)],
             }
 
+    def order(self):
+        "The order the wizard runs on (launched from an order only)"
+        if (getattr(self.model, '__name__', None) != 'course.order'
+                or not self.record):
+            raise RefundError(gettext('course_payment.msg_refund_wizard'))
+        return self.record
+
     def transition_refund(self):
         Refund = Pool().get('course.payment.refund')
-        if not self.record or self.model.__name__ != 'course.order':
-            raise RefundError(gettext('course_payment.msg_refund_wizard'))
+        self.order()
         reason = check_text(self.start.reason, 'reason',
             max_length=REASON_SIZE)
         lines = None if self.start.whole else list(self.start.lines)

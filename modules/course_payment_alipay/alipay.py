@@ -26,6 +26,7 @@ from trytond.i18n import gettext
 from trytond.model import (
     DeactivableMixin, Exclude, ModelSQL, ModelView, fields)
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.rpc import RPCInputMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval
 
@@ -98,7 +99,7 @@ def format_amount(amount):
     return f'{Decimal(amount).quantize(Decimal("0.01")):f}'
 
 
-class Account(DeactivableMixin, CompanyMixin, ModelSQL, ModelView):
+class Account(RPCInputMixin, DeactivableMixin, CompanyMixin, ModelSQL, ModelView):
     "Alipay Account"
     __name__ = 'course.payment.alipay.account'
     _rec_name = 'name'
