@@ -358,9 +358,10 @@ def alipay_links(var, alipay_port):
     "The lines telling how to pay the demo's Alipay orders"
     from fake_alipay import read_pay_urls
     url = fake_alipay_url(alipay_port)
-    return [f"Pay order {number} with Alipay (fake gateway): "
-        f"{url}/pay/{urllib.parse.quote(number)}"
-        for number in read_pay_urls(fake_alipay_dir(var))]
+    return [f"Pay order {number} with Alipay"
+        + (" (fake gateway)" if pay_url.startswith(url + '/') else "")
+        + f": {url}/pay/{urllib.parse.quote(number)}"
+        for number, pay_url in read_pay_urls(fake_alipay_dir(var)).items()]
 
 
 def serve(var, config, port, alipay_port, procs, logs):

@@ -8,10 +8,12 @@ Alipay, and an order paid with Alipay then partly refunded.
   or made once in, its folder ``<var>/demo/fake_alipay``), notify and
   return URLs on the demo server, storefront page = the fake's ``/thanks``.
   Its URLs and keys are brought up to date at each load (another port, a
-  new folder).  Another active account of the company (e.g. one pointed at
-  the Alipay sandbox) is left alone, and then nothing else is loaded.
+  new folder) while its gateway is *Custom URL*.  Another active account of
+  the company, or this one pointed at the Alipay sandbox, is left alone
+  (and the paid order below is not made).
 - wang.fang's order of "Vue.js 从入门到精通" (永久有效), paid with
-  ``alipay`` and left unpaid; its page-pay URL (``course.payment.start``,
+  ``alipay`` and left unpaid; its page-pay URL (on the gateway of the
+  company's active account) (``course.payment.start``,
   computed as root: ``start`` is no RPC method) is written to the fake's
   ``pay_urls.json`` at each load, so the fake serves it as
   ``<fake>/pay/<order number>`` and scripts/demo.py prints that link.  Made
@@ -61,8 +63,7 @@ def load():
     from fake_alipay import read_pay_urls, write_pay_urls
     server, gateway, folder = settings()
     company = get_company()
-    if not demo_account(company, server, gateway, folder):
-        return
+    fake = demo_account(company, server, gateway, folder)
     students = get_students({UNPAID[0], PAID[0]})
     urls = {}
     order = unpaid_order(company, students[UNPAID[0]], UNPAID[1])
@@ -76,12 +77,14 @@ def load():
                     ('pay_method', '=', 'alipay')], limit=1):
             urls[number] = url
     write_pay_urls(folder, urls)
-    paid_order(company, students[PAID[0]], PAID[1], gateway)
+    if fake:
+        paid_order(company, students[PAID[0]], PAID[1], gateway)
 
 
 def demo_account(company, server, gateway, folder):
-    """Create or update the demo's account; False when the company has
-    another active account (left alone)"""
+    """Create or update the demo's account on the fake; False when the
+    company's active account is another one or was pointed elsewhere (it
+    is left alone)"""
     from fake_alipay import demo_keys
     from trytond.modules.course_payment_alipay.tests.tools import (
         APP_ID, SELLER_ID)
@@ -100,9 +103,10 @@ def demo_account(company, server, gateway, folder):
         }
     Account = Model.get('course.payment.alipay.account')
     accounts = Account.find([('company', '=', company.id)])
-    if accounts and accounts[0].name != ACCOUNT_NAME:
-        print(f"    the Alipay account {accounts[0].name!r} is not the "
-            "demo's: left as it is, no Alipay demo orders", flush=True)
+    if accounts and (accounts[0].name != ACCOUNT_NAME
+            or accounts[0].gateway != 'custom'):
+        print(f"    the Alipay account {accounts[0].name!r} is not on the "
+            "fake gateway: left as it is", flush=True)
         return False
     account = accounts[0] if accounts else Account(
         name=ACCOUNT_NAME, company=company)
