@@ -102,6 +102,7 @@ class DemoTestCase(unittest.TestCase):
                 'course_coupon', 'course_coupon_grant',
                 'course_credit_movement', 'course_wallet_movement',
                 'course_payment', 'course_payment_refund',
+                'course_payment_refund_request',
                 'course_payment_alipay_account']}
         self.assertEqual(counts['course_coupon'], 5)  # seed 001's fixtures
         self.assertGreater(counts['course_coupon_grant'], 20)
@@ -112,6 +113,7 @@ class DemoTestCase(unittest.TestCase):
         self.assertEqual(
             {t: self.count(t) for t in counts}, counts, update.stdout)
         self.assertEqual(counts['course_payment_alipay_account'], 1)
+        self.assertEqual(counts['course_payment_refund_request'], 1)
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
 
