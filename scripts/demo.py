@@ -5,6 +5,7 @@
     python3 scripts/demo.py --rebuild       # delete the database first
     python3 scripts/demo.py --no-server     # build or update, then exit
     python3 scripts/demo.py --port 8080     # serve on another port
+    python3 scripts/demo.py --alipay-port 8091  # the fake Alipay's port
 
 1. installs the sao web client (npm tryton-sao) into var/sao/package;
 2. creates the SQLite database course_demo in var/demo/ (trytond-admin
@@ -12,6 +13,11 @@
    it (trytond-admin --all);
 3. loads the demo data that is not already there (scripts/demo_data/);
 4. runs trytond and trytond-cron until Ctrl-C or SIGTERM.
+
+A fake Alipay gateway (scripts/fake_alipay.py, on 127.0.0.1:--alipay-port,
+its keys and trades in var/demo/fake_alipay) runs from before the demo data
+is loaded until the end: the demo company's Alipay account points at it and
+the demo prints the link that pays the demo's Alipay order.
 
 The trytond configuration is var/demo/trytond.conf, written at each run from
 config/trytond.conf with its paths made absolute.  `--var DIR` (or the
@@ -34,6 +40,7 @@ import tarfile
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
@@ -61,6 +68,9 @@ def parse_args():
         help="delete the demo database and build it again")
     parser.add_argument('--port', type=int, default=8000,
         help="the port of the web client and RPC (default: %(default)s)")
+    parser.add_argument('--alipay-port', type=int, default=8090,
+        help="the port of the fake Alipay gateway on 127.0.0.1 "
+        "(default: %(default)s)")
     parser.add_argument('--no-server', action='store_true',
         help="build or update the database, then exit")
     parser.add_argument('--var', metavar='DIR',
@@ -188,9 +198,15 @@ def trytond_admin(var, config, *args, env=None):
     log(f"  done in {time.monotonic() - start:.1f}s")
 
 
-def build_database(var, config, db_path, rebuild):
+def database_file(db_path):
+    return os.path.join(db_path, f'{DATABASE}.sqlite')
+
+
+def build_database(var, config, db_path, rebuild, env=None):
+    """Create (or, when it exists, update) the database and load the demo
+    data; env: what the demo data loaders read (see fake_alipay_env)"""
     from demo_data import ADMIN_EMAIL, ADMIN_PASSWORD
-    db_file = os.path.join(db_path, f'{DATABASE}.sqlite')
+    db_file = database_file(db_path)
     modules = project_modules()
     activated = None if rebuild else activated_modules(db_file)
     if activated is None:
@@ -225,18 +241,18 @@ def build_database(var, config, db_path, rebuild):
         [sys.executable, '-m', 'demo_data',
             '--config', config, '--database', DATABASE],
         cwd=SCRIPTS,
-        env=dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
-                        SCRIPTS, os.environ.get('PYTHONPATH')]))))
+        env=dict(os.environ, **(env or {}), PYTHONPATH=os.pathsep.join(
+                filter(None, [SCRIPTS, os.environ.get('PYTHONPATH')]))))
     log(f"  done in {time.monotonic() - start:.1f}s")
 
 
 # --- Servers ----------------------------------------------------------
 
-def port_free(port):
+def port_free(port, host='localhost'):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(('localhost', port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -290,11 +306,66 @@ def tail(path, lines=20):
         return ''.join(fp.readlines()[-lines:])
 
 
-def serve(var, config, port):
+# --- The fake Alipay gateway -----------------------------------------
+
+FAKE_ALIPAY = 'fake-alipay'
+
+
+def fake_alipay_dir(var):
+    return os.path.join(var, 'demo', 'fake_alipay')
+
+
+def fake_alipay_url(alipay_port):
+    return f'http://127.0.0.1:{alipay_port}'
+
+
+def fake_alipay_env(var, port, alipay_port):
+    "What the demo data of course_payment_alipay reads"
+    return {
+        'COURSE_DEMO_URL': f'http://localhost:{port}',
+        'COURSE_DEMO_ALIPAY_URL': fake_alipay_url(alipay_port),
+        'COURSE_DEMO_ALIPAY_DIR': fake_alipay_dir(var),
+        }
+
+
+def start_fake_alipay(var, alipay_port, fresh, procs, logs):
+    """Start scripts/fake_alipay.py into procs; fresh (a new database):
+    forget the trades of the old one (order numbers start again)"""
+    from fake_alipay import PAY_URLS, TRADES
+    folder = fake_alipay_dir(var)
+    if fresh:
+        for name in [TRADES, PAY_URLS]:
+            if os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
+    if not port_free(alipay_port, '127.0.0.1'):
+        sys.exit(f"Port {alipay_port} (the fake Alipay gateway) is in use: "
+            "stop what uses it or choose another one with --alipay-port")
+    logs[FAKE_ALIPAY] = os.path.join(var, 'demo', f'{FAKE_ALIPAY}.log')
+    with open(logs[FAKE_ALIPAY], 'a') as out:
+        procs[FAKE_ALIPAY] = subprocess.Popen(
+            [sys.executable, os.path.join(SCRIPTS, 'fake_alipay.py'),
+                '--dir', folder, '--port', str(alipay_port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            process_group=0)
+    log(f"Started {FAKE_ALIPAY} (pid {procs[FAKE_ALIPAY].pid}), "
+        f"log in {logs[FAKE_ALIPAY]}")
+    if not wait_http(fake_alipay_url(alipay_port) + '/', procs):
+        log(tail(logs[FAKE_ALIPAY]))
+        sys.exit("The fake Alipay gateway did not start")
+
+
+def alipay_links(var, alipay_port):
+    "The lines telling how to pay the demo's Alipay orders"
+    from fake_alipay import read_pay_urls
+    url = fake_alipay_url(alipay_port)
+    return [f"Pay order {number} with Alipay"
+        + (" (fake gateway)" if pay_url.startswith(url + '/') else "")
+        + f": {url}/pay/{urllib.parse.quote(number)}"
+        for number, pay_url in read_pay_urls(fake_alipay_dir(var)).items()]
+
+
+def serve(var, config, port, alipay_port, procs, logs):
     from demo_data import LOGINS
-    if not port_free(port):
-        sys.exit(f"Port {port} is in use: stop what uses it or choose "
-            "another one with --port")
     received = []
 
     def on_signal(signum, frame):
@@ -302,7 +373,6 @@ def serve(var, config, port):
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    procs, logs = {}, {}
     try:
         for name in ['trytond', 'trytond-cron']:
             logs[name] = os.path.join(var, 'demo', f'{name}.log')
@@ -335,6 +405,8 @@ def serve(var, config, port):
                 log(f"  {login:<{width}} / {password:<14} {what}")
             log(f"RPC for scripts: http://<login>:<password>@localhost:"
                 f"{port}/{DATABASE}/rpc/")
+            for line in alipay_links(var, alipay_port):
+                log(line)
             log("Press Ctrl-C to stop.")
         while not received:
             for name, proc in procs.items():
@@ -346,7 +418,6 @@ def serve(var, config, port):
         log(f"Stopping ({signal.Signals(received[0]).name})")
     finally:
         stop(procs)
-    log("Stopped")
 
 
 def main():
@@ -358,10 +429,24 @@ def main():
     start = time.monotonic()
     sao = ensure_sao(var)
     config, db_path = write_config(var, sao, args.port)
-    build_database(var, config, db_path, args.rebuild)
-    log(f"The demo database is ready ({time.monotonic() - start:.0f}s)")
+    if not args.no_server and not port_free(args.port):
+        sys.exit(f"Port {args.port} is in use: stop what uses it or choose "
+            "another one with --port")
+    fresh = args.rebuild or activated_modules(database_file(db_path)) is None
+    procs, logs = {}, {}
+    try:
+        # The fake gateway answers while the demo data is loaded (an order
+        # is paid and refunded through it)
+        start_fake_alipay(var, args.alipay_port, fresh, procs, logs)
+        build_database(var, config, db_path, args.rebuild,
+            env=fake_alipay_env(var, args.port, args.alipay_port))
+        log(f"The demo database is ready ({time.monotonic() - start:.0f}s)")
+        if not args.no_server:
+            serve(var, config, args.port, args.alipay_port, procs, logs)
+    finally:
+        stop(procs)
     if not args.no_server:
-        serve(var, config, args.port)
+        log("Stopped")
 
 
 if __name__ == '__main__':

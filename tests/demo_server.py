@@ -83,6 +83,17 @@ def pids(lines):
     return found
 
 
+def alipay_links(lines):
+    "{order number: URL} printed by the demo"
+    found = {}
+    for line in lines:
+        if match := re.match(
+                r'Pay order (\S+) with Alipay \(fake gateway\): (\S+)',
+                line):
+            found[match.group(1)] = match.group(2)
+    return found
+
+
 def logins(lines):
     "{login: password} printed by the demo"
     found = {}
@@ -100,11 +111,15 @@ class DemoServer:
         self.env = env if env is not None else demo_env()
         self.proc = None
         self.port = None
+        # The fake Alipay gateway's port, never the default 8090 (a demo
+        # may be running)
+        self.alipay_port = free_port()
         self.lines = []
         self.ready = threading.Event()
 
     def command(self, *args):
-        return [sys.executable, DEMO, '--var', self.var] + list(args)
+        return [sys.executable, DEMO, '--var', self.var,
+            '--alipay-port', str(self.alipay_port)] + list(args)
 
     def run(self, *args, timeout=READY_TIMEOUT):
         "Run the demo with args (e.g. --no-server) to its end"
@@ -144,6 +159,11 @@ class DemoServer:
     def rpc_url(self, login):
         return (f'http://{login}:{self.logins[login]}@localhost:{self.port}/'
             f'{DATABASE}/rpc/')
+
+    @property
+    def alipay_links(self):
+        "{order number: link} of the 'Pay order N with Alipay' lines"
+        return alipay_links(self.lines)
 
     @property
     def pids(self):

@@ -6,7 +6,9 @@ login the demo prints, stops it with SIGINT, then updates it again with
 `--no-server`.  The web client is reused from the project's var/sao (or
 installed there once).  SQLite pass only: the demo is SQLite.
 """
+import html
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -14,6 +16,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 import urllib.request
 
 from tests.demo_server import (
@@ -79,9 +82,13 @@ class DemoTestCase(unittest.TestCase):
         Activity = Model.get('course.activity', config=config)
         self.assertIn('running', [a.state for a in Activity.find([])])
 
-        # SIGINT stops the demo, trytond, trytond-cron and its workers
+        self.pay_with_alipay(port)
+
+        # SIGINT stops the demo, trytond, trytond-cron and its workers, and
+        # the fake Alipay gateway
         pids = self.demo.pids
-        self.assertEqual(set(pids), {'trytond', 'trytond-cron'}, output)
+        self.assertEqual(
+            set(pids), {'trytond', 'trytond-cron', 'fake-alipay'}, output)
         proc.send_signal(signal.SIGINT)
         self.assertEqual(proc.wait(STOP_TIMEOUT), 0, ''.join(lines))
         for name, pid in pids.items():
@@ -93,7 +100,10 @@ class DemoTestCase(unittest.TestCase):
                 'course_course', 'course_course_option', 'course_enrollment',
                 'course_activity', 'res_user', 'party_party', 'course_order',
                 'course_coupon', 'course_coupon_grant',
-                'course_credit_movement', 'course_wallet_movement']}
+                'course_credit_movement', 'course_wallet_movement',
+                'course_payment', 'course_payment_refund',
+                'course_payment_refund_request',
+                'course_payment_alipay_account']}
         self.assertEqual(counts['course_coupon'], 5)  # seed 001's fixtures
         self.assertGreater(counts['course_coupon_grant'], 20)
         update = self.demo.run('--no-server', timeout=READY_TIMEOUT)
@@ -102,8 +112,78 @@ class DemoTestCase(unittest.TestCase):
         self.assertIn('--all', update.stdout)
         self.assertEqual(
             {t: self.count(t) for t in counts}, counts, update.stdout)
+        self.assertEqual(counts['course_payment_alipay_account'], 1)
+        self.assertEqual(counts['course_payment_refund_request'], 1)
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
+
+
+    def pay_with_alipay(self, port):
+        """The demo's unpaid Alipay order, paid on the fake gateway's
+        cashier page as a newcomer would: the order is paid and enrolled,
+        the browser lands on the storefront page"""
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
+        Order = Model.get('course.order', config=config)
+        Refund = Model.get('course.payment.refund', config=config)
+        fake = f'http://127.0.0.1:{self.demo.alipay_port}'
+
+        # The paid order, partly refunded through the fake
+        refund, = Refund.find([('order.pay_method', '=', 'alipay')])
+        self.assertEqual(refund.state, 'succeeded')
+        self.assertFalse(refund.full)
+        self.assertEqual(refund.order.state, 'paid')
+
+        links = self.demo.alipay_links
+        self.assertEqual(len(links), 1, self.demo.output)
+        (number, link), = links.items()
+        order, = Order.find([('number', '=', number)])
+        self.assertEqual(
+            (order.state, order.pay_method), ('unpaid', 'alipay'))
+        self.assertTrue(link.startswith(fake + '/pay/'), link)
+
+        # The page-pay URL (course.payment.start) shows the cashier page
+        with urllib.request.urlopen(link, timeout=30) as response:
+            self.assertTrue(
+                response.url.startswith(fake + '/gateway.do?'), response.url)
+            self.assertIn('method=alipay.trade.page.pay', response.url)
+            page = response.read().decode()
+        self.assertIn(number, page)
+        self.assertIn(f'{order.payable_amount:.2f}', page)
+        self.assertIn('value="pay"', page)
+        self.assertIn('value="cancel"', page)
+        request = html.unescape(
+            re.search(r'name="request" value="([^"]*)"', page).group(1))
+
+        # "Pay": notify to trytond, then the browser back through the
+        # return route to the storefront page (the fake's /thanks)
+        data = urllib.parse.urlencode(
+            {'request': request, 'action': 'pay'}).encode()
+        with urllib.request.urlopen(
+                f'{fake}/cashier', data, timeout=60) as response:
+            landed = urllib.parse.urlsplit(response.url)
+            page = response.read().decode()
+        self.assertEqual(
+            f'{landed.scheme}://{landed.netloc}{landed.path}',
+            f'{fake}/thanks')
+        self.assertEqual(dict(urllib.parse.parse_qsl(landed.query)),
+            {'order': number, 'state': 'paid'})
+        self.assertIn('paid', page)
+
+        order.reload()
+        self.assertEqual(order.state, 'paid')
+        payment, = order.payments
+        self.assertEqual(payment.state, 'succeeded')
+        self.assertEqual(payment.amount, order.payable_amount)
+        self.assertTrue(payment.reference)
+        self.assertIn('notify', [m.api for m in payment.messages])
+        Enrollment = Model.get('course.enrollment', config=config)
+        enrollments = Enrollment.find([
+                ('party', '=', order.party.id),
+                ('course', '=', order.lines[0].course.id)])
+        self.assertEqual([e.state for e in enrollments], ['live'])
 
 
 if __name__ == '__main__':

@@ -30,17 +30,24 @@ _KEYS = {}
 
 
 def key_pair(name):
-    "A 2048-bit RSA key pair made once per process: (private, public PEM)"
+    "A 2048-bit RSA key pair made once per process: (key, private, public PEM)"
     if name not in _KEYS:
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).decode()
-        public = key.public_key().public_bytes(
-            serialization.Encoding.PEM,
-            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        _KEYS[name] = (key, private, public)
+        _KEYS[name] = pem_pair(
+            rsa.generate_private_key(public_exponent=65537, key_size=2048))
     return _KEYS[name]
+
+
+def pem_pair(key):
+    "(key, private PEM, public PEM) of an RSA private key (or its PEM)"
+    if isinstance(key, str):
+        key = serialization.load_pem_private_key(key.encode(), None)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key, private, public
 
 
 def sign(key, text):
@@ -73,12 +80,17 @@ class FakeAlipay:
     """The fake gateway: `trades` {out_trade_no: trade dict}, `calls` the
     (method, biz_content) received, `mode` how it answers"""
 
-    def __init__(self, app_id=APP_ID, seller_id=SELLER_ID, delay=2.0):
+    def __init__(self, app_id=APP_ID, seller_id=SELLER_ID, delay=2.0,
+            keys=None):
+        "keys: {'app'|'alipay': (key, private PEM, public PEM)} to reuse"
+        keys = keys or {}
         self.app_id = app_id
         self.seller_id = seller_id
         self.delay = delay
-        self.app_key, self.app_private, self.app_public = key_pair('app')
-        self.key, self.private, self.public = key_pair('alipay')
+        self.app_key, self.app_private, self.app_public = (
+            keys.get('app') or key_pair('app'))
+        self.key, self.private, self.public = (
+            keys.get('alipay') or key_pair('alipay'))
         self.trades = {}
         self.calls = []
         self.mode = 'ok'
@@ -88,7 +100,8 @@ class FakeAlipay:
 
     # ---- lifecycle --------------------------------------------------------
 
-    def start(self):
+    def start(self, host='127.0.0.1', port=0):
+        "Serve in a thread on host:port (a free port by default)"
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -103,7 +116,7 @@ class FakeAlipay:
             def do_GET(self):
                 query = urllib.parse.urlsplit(self.path).query
                 fake.handle(self, dict(urllib.parse.parse_qsl(query)))
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True
             ).start()
