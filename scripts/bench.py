@@ -551,7 +551,7 @@ def main():
         '--checkout-rate', type=float, default=0, metavar='PER_SECOND',
         help="pace the live checkouts to this many a second in all "
         "(default 0: each process as fast as it can)")
-    parser.add_argument('--batch-size', type=int, default=200)
+    parser.add_argument('--batch-size', type=int, default=500)
     parser.add_argument(
         '--skip-hot-paths', action='store_true',
         help="only the expiry job")

@@ -996,7 +996,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
     # time, and yields to live checkouts: see doc/expiry.rst.
 
     @classmethod
-    def expire_overdue(cls, batch_size=200):
+    def expire_overdue(cls, batch_size=500):
         """Expire the unpaid orders past their deadline (the cron job);
         return the orders it expired.
 
@@ -1008,7 +1008,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         return cls.browse(run.expired)
 
     @classmethod
-    def _run_expiry(cls, batch_size=200):
+    def _run_expiry(cls, batch_size=500):
         """Take the overdue unpaid orders a batch at a time (by id), ask
         their payment methods, then pay, count or expire each group in a
         transaction of its own; return the ExpiryRun"""

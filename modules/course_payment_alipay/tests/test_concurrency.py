@@ -87,6 +87,43 @@ class AlipayConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
         thread.join()
         return results
 
+    def race_all(self, notify_params, return_params):
+        """The notify, the return and the expiry job at once, each in a
+        thread (the routes) or transaction (the job) of its own; return
+        (notify body, return status)"""
+        import threading
+
+        from werkzeug.test import Client
+
+        from trytond.protocols import dispatcher  # noqa: F401
+        from trytond.tests.test_tryton import DB_NAME
+        from trytond.wsgi import app
+        barrier = threading.Barrier(3)
+        results = {}
+
+        def notify():
+            barrier.wait()
+            results['notify'] = Client(app).post(
+                f'/{DB_NAME}/alipay/notify', data=notify_params
+                ).get_data(as_text=True)
+
+        def return_():
+            barrier.wait()
+            results['return'] = Client(app).get(
+                f'/{DB_NAME}/alipay/return',
+                query_string=return_params).status_code
+        threads = [threading.Thread(target=f) for f in [notify, return_]]
+        for thread in threads:
+            thread.start()
+
+        def job():
+            return [o.id for o in Pool().get('course.order').expire_overdue()]
+        barrier.wait()
+        self.run_transaction(job)
+        for thread in threads:
+            thread.join()
+        return results['notify'], results['return']
+
     def final(self, order_id):
         def read():
             order = Pool().get('course.order')(order_id)
@@ -103,6 +140,22 @@ class AlipayConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             self.fake.pay(number, '500')
             notify, _ = self.race(order_id, self.fake.notify(number))
             self.assertIn(notify, {'success', 'failure'})
+            state, enrollments, payments, refunds = self.final(order_id)
+            self.assertEqual(state, 'paid')
+            self.assertEqual(enrollments, 1)
+            self.assertEqual(payments, [('succeeded', False)])
+            self.assertEqual(refunds, [])
+
+    def test_notify_return_and_expiry_race(self):
+        """The notify, the return and the expiry job on one paid trade at
+        once: one payment, one fulfilment, never expired"""
+        for attempt in range(3):
+            order_id, number = self.new_overdue_order()
+            self.fake.pay(number, '500')
+            notify, returned = self.race_all(
+                self.fake.notify(number), self.fake.return_params(number))
+            self.assertIn(notify, {'success', 'failure'})
+            self.assertIn(returned, {302, 400, 503})
             state, enrollments, payments, refunds = self.final(order_id)
             self.assertEqual(state, 'paid')
             self.assertEqual(enrollments, 1)
