@@ -25,9 +25,11 @@ from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
-from trytond.modules.course.tools import lock_rows, now
+from trytond.modules.course.tools import (
+    check_caller, check_record, lock_rows, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
+from trytond.rpc import RPC
 from trytond.transaction import (
     Transaction, TransactionError, without_check_access)
 
@@ -134,6 +136,9 @@ class Payment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
                     where=t.state.in_(['pending', 'late'])),
                 })
         cls._order = [('id', 'DESC')]
+        cls.__rpc__.update({
+                'pay': RPC(readonly=False),
+                })
         cls._buttons.update({
                 'check_status': {
                     'invisible': Eval('state') != 'pending',
@@ -277,6 +282,27 @@ class Payment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
         answer = cls.provider('start', payment.method, payment)
         cls.record_message(payment, 'out', 'start', answer, verified=True)
         return answer
+
+    @classmethod
+    def pay(cls, order):
+        """Start (or start again) paying the unpaid order with its provider
+        method: return what the student is sent to (e.g. {'url': …}).
+
+        The door over RPC: the groups Course Sales or Course Administration
+        (staff paying for a student; the storefront calls start for its
+        student), on an order of the user's companies."""
+        pool = Pool()
+        Order = pool.get('course.order')
+        User = pool.get('res.user')
+        check_caller(f'{cls.__name__}.pay', [
+                'course.group_course_sales', 'course.group_course_admin'])
+        order = check_record(Order, order, 'order')
+        external = Transaction().check_access and Transaction().user
+        with without_check_access():
+            if external and order.company.id not in User.get_companies():
+                raise PaymentError(gettext(
+                        'course_payment.msg_pay_company', order=order.id))
+            return cls.start(order)
 
     @classmethod
     def _payment_values(cls, order, method=None):

@@ -95,3 +95,72 @@ class AlipayAccountRPCTestCase(RPCTestMixin, unittest.TestCase):
         record, = admin.model(MODEL, 'read', [self.account_id], KEYS)
         self.assertEqual(record['app_private_key'],
             self.values['app_private_key'])
+
+
+class AlipayPayRPCTestCase(RPCTestMixin, unittest.TestCase):
+    "course.payment.pay: the door that starts paying an order"
+    module = 'course_payment_alipay'
+
+    @classmethod
+    def setup_data(cls):
+        super().setup_data()
+        import datetime as dt
+
+        from trytond.modules.course.tests.tools import create_catalog
+        from trytond.modules.course_order.tests.tools import checkout
+        from trytond.pool import Pool
+        from trytond.transaction import Transaction
+        pool = Pool()
+        Account = pool.get(MODEL)
+        Company = pool.get('company.company')
+        Order = pool.get('course.order')
+        fake = FakeAlipay()
+        fake.server = type('S', (), {'server_address': ('127.0.0.1', 1)})()
+        Account.create([fake.account_values(cls.company_id)])
+        with Transaction().set_context(company=cls.company_id):
+            cat = create_catalog(Company(cls.company_id))
+            cls.unpaid = checkout(
+                cat.student, cat.course_a, pay_method='alipay').id
+            late = checkout(cat.student, cat.course_b, pay_method='alipay')
+            Order.write([late], {
+                    'pay_deadline': dt.datetime.now() - dt.timedelta(
+                        seconds=1)})
+            cls.late = late.id
+            cls.manual = checkout(cat.other_student, cat.course_a).id
+
+    def payments(self):
+        def count():
+            from trytond.pool import Pool
+            return Pool().get('course.payment').search([], count=True)
+        return self.run_transaction(count)
+
+    def test_pay(self):
+        "Staff get the page-pay URL; paying again is the same trade"
+        from trytond.modules.course.tests.rpc import BAD_IDS
+        urls = []
+        for login, protocol in [('sales', 'json'), ('manager', 'xml')]:
+            user = self.login(login, protocol)
+            answer = user.model('course.payment', 'pay', self.unpaid)
+            self.assertIn('alipay.trade.page.pay', answer['url'])
+            urls.append(answer['url'])
+        self.assertEqual(self.payments(), 1)
+        sales = self.login('sales')
+        for order in [self.late, self.manual]:
+            with self.subTest(order=order):
+                self.assertRPCError(
+                    sales.model, 'course.payment', 'pay', order)
+        for value in BAD_IDS:
+            with self.subTest(value=value):
+                self.assertRPCError(
+                    sales.model, 'course.payment', 'pay', value,
+                    text="is not valid")
+        self.assertEqual(self.payments(), 1)
+
+    def test_pay_rights(self):
+        "Users of no course group may not start a payment"
+        before = self.payments()
+        nobody = self.login('nobody')
+        self.assertRPCError(
+            nobody.model, 'course.payment', 'pay', self.unpaid,
+            text="may call")
+        self.assertEqual(self.payments(), before)
