@@ -132,9 +132,9 @@ class Account(RPCInputMixin, DeactivableMixin, CompanyMixin, ModelSQL, ModelView
         help="The URL of the gateway (a local fake gateway for tests and "
         "demos).")
     seller_id = fields.Char(
-        "Seller ID",
-        help="The PID of the merchant (2088…); when set, the notifications "
-        "of another seller are refused.")
+        "Seller ID", required=True,
+        help="The PID of the merchant (2088…): the notifications of another "
+        "seller are refused.")
     notify_url = fields.Char(
         "Notify URL", required=True,
         help="The public URL of this server's notify route, "

@@ -219,7 +219,7 @@ class Payment(metaclass=PoolMeta):
         `failure` (Alipay sends it again later).
 
         Verified: the RSA2 signature, the app_id (an active account), the
-        seller_id (when the account has one), the order (its number is the
+        seller_id (the account's), the order (its number is the
         out_trade_no, in the account's company), the amount (the payment's)
         and the trade status.  The message is recorded (verified) on the
         order's Alipay payment once the signature verified; the paid
@@ -235,7 +235,7 @@ class Payment(metaclass=PoolMeta):
         else:
             logger.warning("alipay notify of order %s without a payment",
                 order.number)
-        if account.seller_id and params.get('seller_id') != account.seller_id:
+        if params.get('seller_id') != account.seller_id:
             logger.warning("alipay notify of order %s for seller %r refused",
                 order.number, params.get('seller_id'))
             return False
