@@ -91,6 +91,11 @@ class Refund(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
                     'icon': 'tryton-refresh',
                     'depends': ['state', 'payment'],
                     },
+                'retry': {
+                    'invisible': Eval('state') != 'failed',
+                    'icon': 'tryton-launch',
+                    'depends': ['state'],
+                    },
                 })
 
     @classmethod
@@ -331,6 +336,39 @@ class Refund(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
             [e for l in lines for e in l.get_revoked_enrollments()])
         Enrollment.save(
             [e for l in lines for e in l.get_shortened_enrollments()])
+
+    @classmethod
+    @ModelView.button
+    def retry(cls, refunds):
+        """Send the failed refunds again, with their numbers (the provider
+        refunds a number once): a whole-order refund that failed leaves the
+        order refunding until one goes through, a late payment's keeps the
+        money listed.  A refusal again leaves them failed."""
+        pool = Pool()
+        Order = pool.get('course.order')
+        lock_rows(Order, [r.order for r in refunds])
+        failed = [r for r in cls.browse(refunds) if r.state == 'failed']
+        for refund in failed:
+            paid = (refund.payment.amount if refund.payment
+                else refund.order.payable_amount)
+            already = sum((r.amount for r in cls.search([
+                                ('order', '=', refund.order.id),
+                                ('payment', '=', refund.payment),
+                                ('state', 'in', ['pending', 'succeeded']),
+                                ])), Decimal(0))
+            if already + refund.amount > paid:
+                raise RefundError(gettext(
+                        'course_payment.msg_refund_too_much',
+                        order=refund.order.rec_name, amount=refund.amount,
+                        refunded=already, paid=paid))
+        if failed:
+            cls.write(failed, {'state': 'pending', 'failure': None})
+            try:
+                cls.execute(failed)
+            except Exception:
+                # Also for a caller that goes on (the RPC call rolls back)
+                cls.write(failed, {'state': 'failed'})
+                raise
 
     @classmethod
     @ModelView.button

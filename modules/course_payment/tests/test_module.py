@@ -310,6 +310,41 @@ class CoursePaymentTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(order.state, 'refunded')
 
     @with_transaction()
+    def test_refund_failed_then_retried(self):
+        """A refund the provider reports failed leaves the order refunding;
+        Retry sends it again with its number until it goes through"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Refund = pool.get('course.payment.refund')
+        fake, cat = self.setup_fake()
+        order = self.paid_order(fake, cat.student, cat.course_b)
+        fake.refund = 'pending'
+        fake.refund_query = 'failed'
+        Order.refund([order])
+        refund, = order.refunds
+        Refund.check_status([refund])
+        self.assertEqual(refund.state, 'failed')
+        self.assertEqual(order.state, 'refunding')
+        # The provider refuses again: nothing moves
+        fake.error = RuntimeError("gateway down")
+        with self.assertRaises(UserError):
+            Refund.retry([refund])
+        self.assertEqual(refund.state, 'failed')
+        fake.error = None
+        fake.refund = 'succeeded'
+        Refund.retry([refund])
+        self.assertEqual(refund.state, 'succeeded')
+        self.assertEqual(order.state, 'refunded')
+        self.assertEqual(
+            [r.number for r in order.refunds], [refund.number])
+        self.assertEqual(
+            [c for c in fake.calls if c[0] == 'refund'],
+            [('refund', refund.id)] * 3)
+        # Only failed refunds are sent again
+        Refund.retry([refund])
+        self.assertEqual(fake.count('refund'), 3)
+
+    @with_transaction()
     def test_refund_manual_and_wallet(self):
         "Manual and wallet orders: whole and partial refunds as before"
         pool = Pool()
