@@ -40,20 +40,6 @@ class CoursePaymentTestCase(CompanyTestMixin, ModuleTestCase):
         return [(m.kind, m.points) for m in Credit.search(
                 [('order', '=', order.id)], order=[('id', 'ASC')])]
 
-    def assertNothingChanged(self, func, *args, text=None):
-        "func(*args) raises a UserError (with text) and writes nothing"
-        pool = Pool()
-        names = ['course.payment', 'course.payment.refund',
-            'course.payment.message', 'course.enrollment',
-            'course.credit.movement']
-        before = {n: pool.get(n).search([], count=True) for n in names}
-        with self.assertRaises(UserError) as cm:
-            func(*args)
-        if text:
-            self.assertIn(text, cm.exception.message)
-        # The caller's rollback would undo a write; the checks come first
-        return cm.exception, before
-
     # ---- pay -----------------------------------------------------------------
 
     @with_transaction()
