@@ -819,21 +819,16 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         return getattr(cls, f'_payment_{action}_{method}', None)
 
     @classmethod
-    def _payment_hook(cls, action, orders):
-        "Call the hook of each order's method; return what the hooks return"
-        table = cls.__table__()
-        cursor = Transaction().connection.cursor()
-        # By SQL: reading the attribute would read every field of every
-        # order, and most methods have no hook
-        methods = {}
-        for sub_ids in grouped_slice(sorted({o.id for o in orders}), in_max()):
-            cursor.execute(*table.select(
-                    table.id, table.pay_method,
-                    where=reduce_ids(table.id, sub_ids)))
-            methods.update(cursor)
+    def _payment_hook(cls, action, orders, methods=None):
+        """Call the hook of each order's method; return what the hooks
+        return.  methods: {order id: method} when the caller has them (the
+        expiry job: reading the attribute would read every field of every
+        order, and most methods have no hook)"""
         by_method = defaultdict(list)
         for order in orders:
-            by_method[methods[order.id]].append(order)
+            method = (methods[order.id] if methods is not None
+                else order.pay_method)
+            by_method[method].append(order)
         result = []
         for method, method_orders in by_method.items():
             hook = cls._get_payment_hook(action, method)
@@ -1167,9 +1162,23 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         expired = cls.browse(sorted(moved))
         if expired:
             log_transitions(cls, moved, 'expired')
-            cls._payment_hook('close', expired)
+            cls._payment_hook('close', expired, cls._pay_methods(moved))
             cls.release(expired)
         return expired
+
+
+    @classmethod
+    def _pay_methods(cls, ids):
+        "Return {order id: pay method} of the orders ids by SQL"
+        table = cls.__table__()
+        cursor = Transaction().connection.cursor()
+        methods = {}
+        for sub_ids in grouped_slice(sorted(ids), in_max()):
+            cursor.execute(*table.select(
+                    table.id, table.pay_method,
+                    where=reduce_ids(table.id, sub_ids)))
+            methods.update(cursor)
+        return methods
 
 
 PAYMENT_ANSWERS = {'paid', 'unpaid', 'unknown'}

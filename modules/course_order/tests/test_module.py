@@ -724,6 +724,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         pool = Pool()
         Course = pool.get('course.course')
         Order = pool.get('course.order')
+        Party = pool.get('party.party')
         cat = self.catalog()
         courses = Course.copy([cat.course_b] * 12)
         Course.write(courses, {'published': True})
@@ -731,12 +732,12 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         # Warm the caches (sequence, configuration, translations)
         Order.cancel([checkout(cat.other_student, cat.course_c)])
         counts = []
-        # (a single row is inserted without asking for ids first, so start
-        # from two lines)
-        for student, selection in [
-                (cat.student, courses[:2]),
-                (cat.other_student, courses[2:5]),
-                (cat.student, courses[5:12])]:
+        # A student of their own each (as one call each: lock_rows writes
+        # a student once per transaction); a single row is inserted without
+        # asking for ids first, so start from two lines
+        students = Party.create([{'name': f"S{i}"} for i in range(3)])
+        for student, selection in zip(
+                students, [courses[:2], courses[2:5], courses[5:12]]):
             with StatementCounter() as counter:
                 checkout(student, *selection)
             counts.append(counter.count)
