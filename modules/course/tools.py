@@ -54,7 +54,7 @@ class _AfterCommit:
         self.callbacks = []
 
     def __eq__(self, other):
-        return isinstance(other, _AfterCommit)
+        return type(other) is _AfterCommit
 
     def __hash__(self):
         return hash(_AfterCommit)
@@ -83,6 +83,35 @@ class _AfterCommit:
 
     def tpc_abort(self, trans):
         self.callbacks.clear()
+
+
+class _WrittenRows:
+    """A data manager holding the rows lock_rows wrote in the database
+    transaction, {table: ids}: forgotten at its commit or rollback (the
+    next database transaction must write them again)"""
+
+    def __init__(self):
+        self.tables = {}
+
+    def __eq__(self, other):
+        return type(other) is _WrittenRows
+
+    def __hash__(self):
+        return hash(_WrittenRows)
+
+    def forget(self, trans=None):
+        self.tables.clear()
+
+    abort = tpc_finish = tpc_abort = forget
+
+    def tpc_begin(self, trans):
+        pass
+
+    def commit(self, trans):
+        pass
+
+    def tpc_vote(self, trans):
+        pass
 
 
 def after_commit(func, *args, **kwargs):
@@ -263,8 +292,8 @@ def _write_locked(transaction, Model, ids):
     """Write the locked rows of ids (write_date = write_date), once per
     transaction: a second write would find nothing new"""
     from trytond.tools import grouped_slice, reduce_ids
-    written = transaction.__dict__.setdefault('_course_written', {})
-    done = written.setdefault(Model._table, set())
+    written = transaction.join(_WrittenRows())
+    done = written.tables.setdefault(Model._table, set())
     table = Model.__table__()
     cursor = transaction.connection.cursor()
     for sub_ids in grouped_slice(sorted(set(ids) - done), in_max()):
