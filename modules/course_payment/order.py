@@ -37,7 +37,7 @@ class Order(metaclass=PoolMeta):
         return hook
 
     @classmethod
-    def _payment_hook(cls, action, orders):
+    def _payment_hook(cls, action, orders, methods=None):
         """A refund of whole orders (course_order's Refund button) is made
         as a course.payment.refund of the lines not refunded yet, for every
         method; it calls back the method's own hook (context flag)"""
@@ -55,7 +55,7 @@ class Order(metaclass=PoolMeta):
                     done.append(order)
             # Refund.succeed moved them to refunded already (idempotent)
             return done
-        return super()._payment_hook(action, orders)
+        return super()._payment_hook(action, orders, methods)
 
     @classmethod
     def _payment_query_provider(cls, orders):
