@@ -71,15 +71,40 @@ def modification_error(Model, mode):
             model=Model.__names__()['model']))
 
 
-def refuse_external(Model, mode, records, values, external):
-    """Refuse a user's call creating, writing or deleting what only the
-    payment workflow writes, whatever the group"""
-    if external and (mode == 'create' or (records and (
-                    mode != 'write' or values))):
-        raise modification_error(Model, mode)
+class WorkflowOnlyMixin:
+    """Records only the payment workflow writes: a user's create, write,
+    delete or copy (over RPC, whatever the group) is refused"""
+    __slots__ = ()
+
+    @classmethod
+    def _modification_error(cls, mode):
+        return modification_error(cls, mode)
+
+    @classmethod
+    def create(cls, vlist):
+        # Refused before validation (as course.order does): a user's call
+        # would otherwise be told to fill in the read-only fields
+        if Transaction().check_access:
+            raise cls._modification_error('create')
+        return super().create(vlist)
+
+    @classmethod
+    def check_modification(cls, mode, records, values=None, external=False):
+        super().check_modification(
+            mode, records, values=values, external=external)
+        if external and (mode == 'create' or (records and (
+                        mode != 'write' or values))):
+            raise cls._modification_error(mode)
+
+    @classmethod
+    def copy(cls, records, default=None):
+        if records and Transaction().check_access:
+            raise cls._modification_error('copy')
+        return super().copy(records, default=default)
 
 
-class Payment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
+class Payment(
+        RPCInputMixin, WorkflowOnlyMixin, CompanyMixin, ModelSQL, ModelView):
     "Course Payment"
     __name__ = 'course.payment'
     _rec_name = 'reference'
@@ -185,26 +210,6 @@ class Payment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
                     ]):
             result[refund.payment.id] += refund.amount
         return result
-
-    @classmethod
-    def create(cls, vlist):
-        # Refused before validation (as course.order does): a user's call
-        # would otherwise be told to fill in the read-only fields
-        if Transaction().check_access:
-            raise modification_error(cls, 'create')
-        return super().create(vlist)
-
-    @classmethod
-    def check_modification(cls, mode, payments, values=None, external=False):
-        super().check_modification(
-            mode, payments, values=values, external=external)
-        refuse_external(cls, mode, payments, values, external)
-
-    @classmethod
-    def copy(cls, payments, default=None):
-        if payments and Transaction().check_access:
-            raise modification_error(cls, 'copy')
-        return super().copy(payments, default=default)
 
     # ---- Calling the provider ---------------------------------------------
 
@@ -482,7 +487,7 @@ class Payment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
                 cls.write([payment], {'state': state})
 
 
-class PaymentMessage(RPCInputMixin, ModelSQL, ModelView):
+class PaymentMessage(RPCInputMixin, WorkflowOnlyMixin, ModelSQL, ModelView):
     "Course Payment Message"
     __name__ = 'course.payment.message'
     payment = fields.Many2One(
@@ -512,16 +517,9 @@ class PaymentMessage(RPCInputMixin, ModelSQL, ModelView):
         return False
 
     @classmethod
-    def create(cls, vlist):
-        if Transaction().check_access:
-            raise modification_error(cls, 'create')
-        return super().create(vlist)
-
-    @classmethod
     def check_modification(cls, mode, messages, values=None, external=False):
         super().check_modification(
             mode, messages, values=values, external=external)
-        refuse_external(cls, mode, messages, values, external)
         if mode in {'write', 'delete'} and messages:
             # Never changed, even by code: they are the evidence
             raise PaymentModificationError(gettext(

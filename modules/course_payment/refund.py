@@ -19,7 +19,7 @@ from trytond.wizard import (
     Button, StateTransition, StateView, Wizard)
 
 from .exceptions import RefundError, RefundRequestError
-from .payment import RECEIVED, modification_error, refuse_external
+from .payment import RECEIVED, WorkflowOnlyMixin
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def acting_user():
     return Transaction().user or None
 
 
-class Refund(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
+class Refund(
+        RPCInputMixin, WorkflowOnlyMixin, CompanyMixin, ModelSQL, ModelView):
     "Course Payment Refund"
     __name__ = 'course.payment.refund'
     _rec_name = 'number'
@@ -105,24 +106,6 @@ class Refund(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
     @classmethod
     def default_full(cls):
         return False
-
-    @classmethod
-    def create(cls, vlist):
-        if Transaction().check_access:
-            raise modification_error(cls, 'create')
-        return super().create(vlist)
-
-    @classmethod
-    def check_modification(cls, mode, refunds, values=None, external=False):
-        super().check_modification(
-            mode, refunds, values=values, external=external)
-        refuse_external(cls, mode, refunds, values, external)
-
-    @classmethod
-    def copy(cls, refunds, default=None):
-        if refunds and Transaction().check_access:
-            raise modification_error(cls, 'copy')
-        return super().copy(refunds, default=default)
 
     # ---- What an order can still refund ------------------------------------
 
@@ -415,7 +398,9 @@ class RefundLine(RPCInputMixin, ModelSQL):
         cls.__access__.add('refund')
 
 
-class RefundRequest(RPCInputMixin, Workflow, CompanyMixin, ModelSQL, ModelView):
+class RefundRequest(
+        RPCInputMixin, WorkflowOnlyMixin, Workflow, CompanyMixin, ModelSQL,
+        ModelView):
     "Course Refund Request"
     __name__ = 'course.payment.refund.request'
 
@@ -481,24 +466,12 @@ class RefundRequest(RPCInputMixin, Workflow, CompanyMixin, ModelSQL, ModelView):
         return 'open'
 
     @classmethod
-    def create(cls, vlist):
-        if Transaction().check_access:
+    def _modification_error(cls, mode):
+        if mode == 'create':
             from .exceptions import PaymentModificationError
-            raise PaymentModificationError(gettext(
+            return PaymentModificationError(gettext(
                     'course_payment.msg_request_create_external'))
-        return super().create(vlist)
-
-    @classmethod
-    def check_modification(cls, mode, requests, values=None, external=False):
-        super().check_modification(
-            mode, requests, values=values, external=external)
-        refuse_external(cls, mode, requests, values, external)
-
-    @classmethod
-    def copy(cls, requests, default=None):
-        if requests and Transaction().check_access:
-            raise modification_error(cls, 'copy')
-        return super().copy(requests, default=default)
+        return super()._modification_error(mode)
 
     @classmethod
     def request_refund(cls, order, reason):
