@@ -1,0 +1,74 @@
+"""Declaring a storefront method once: its name, its params as a pydantic
+model (which validates the call and gives the OpenRPC params), its result
+model (the OpenRPC result, checked by the tests) and the error types it may
+answer."""
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+METHODS = {}
+
+
+class Params(BaseModel):
+    """Base of every method's params: by name, no unknown key, no coercion
+    (a "1" is not an id)"""
+    model_config = ConfigDict(extra='forbid', strict=True)
+
+
+class Result(BaseModel):
+    "Base of the result models (documentation and tests only)"
+    model_config = ConfigDict(extra='forbid')
+
+
+class NoParams(Params):
+    pass
+
+
+@dataclass
+class Method:
+    name: str
+    func: Callable
+    params: type
+    result: Any
+    summary: str
+    auth: bool = True
+    readonly: bool = False
+    errors: tuple = ()
+
+
+def method(name, params=NoParams, result=None, auth=True, readonly=False,
+        errors=()):
+    """Register func(call, params) as the method name.
+
+    auth: the call needs a student's token (call.user, call.party set).
+    readonly: the call's transaction is read-only.
+    errors: the data.type slugs the method may answer besides the
+    transport's (documented in the OpenRPC document)."""
+    def decorator(func):
+        summary = (func.__doc__ or '').strip().splitlines()[0:1]
+        METHODS[name] = Method(
+            name=name, func=func, params=params, result=result,
+            summary=summary[0] if summary else name, auth=auth,
+            readonly=readonly, errors=tuple(errors))
+        return func
+    return decorator
+
+
+@dataclass
+class Call:
+    """What a method is given beside its params: the request, the student
+    (web.user and party, when authenticated), the company it sells for,
+    the language and the session token."""
+    request: Any
+    database: str
+    language: str
+    company: Any = None
+    token: str = None
+    user: Any = None
+    party: Any = None
+    after_response: list = field(default_factory=list)
+
+    @property
+    def remote_address(self):
+        return self.request.remote_addr or ''

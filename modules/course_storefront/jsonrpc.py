@@ -1,0 +1,255 @@
+"""JSON-RPC 2.0 over one POST: parse, check, dispatch each call of a batch
+in a transaction of its own, answer results and errors.
+
+Nothing a client sends gives an HTTP 500 or a traceback: what is not
+understood is a JSON-RPC error; an unexpected exception is logged and
+answered -32603 without details."""
+import json
+import logging
+import time
+from contextvars import ContextVar
+from decimal import Decimal
+
+import pydantic
+
+from trytond import backend
+from trytond.config import config
+from trytond.exceptions import UserError, UserWarning
+from trytond.i18n import gettext
+from trytond.transaction import Transaction, TransactionError
+
+from . import errors
+from .api import METHODS, Call
+from .errors import StorefrontError
+from .slugs import slug_of
+
+logger = logging.getLogger(__name__)
+
+# The messages gettext produced during the current call, newest last, as
+# (module.message_id, text): the slug of a refusal is found from its text
+MESSAGES = ContextVar('course_storefront_messages', default=None)
+
+LANGUAGES = ('en', 'zh_CN')
+MAX_BATCH = 50
+MAX_ID_LENGTH = 100
+
+
+def negotiate_language(header):
+    "The language of Accept-Language among ours (en by default)"
+    best, best_q = 'en', -1.0
+    for position, part in enumerate((header or '').split(',')):
+        tag, _, params = part.strip().partition(';')
+        tag = tag.strip().replace('_', '-').lower()
+        q = 1.0
+        if params.strip().startswith('q='):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                continue
+        if tag.startswith('zh'):
+            language = 'zh_CN'
+        elif tag.startswith('en') or tag == '*':
+            language = 'en'
+        else:
+            continue
+        if q > best_q:
+            best, best_q = language, q
+    return best
+
+
+def handle(request, pool):
+    """Answer the body of a storefront POST: (JSON text or None, status).
+    None: only notifications, nothing to answer."""
+    language = negotiate_language(request.headers.get('Accept-Language'))
+    dispatcher = Dispatcher(request, pool, language)
+    try:
+        payload = json.loads(
+            request.get_data(cache=False), parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return dispatcher.dump(dispatcher.transport_error(
+                errors.PARSE_ERROR, 'parse_error', None))
+    if isinstance(payload, list):
+        if not payload or len(payload) > MAX_BATCH:
+            return dispatcher.dump(dispatcher.transport_error(
+                    errors.INVALID_REQUEST, 'invalid_request', None,
+                    maximum=MAX_BATCH))
+        answers = [dispatcher.call(c) for c in payload]
+        answers = [a for a in answers if a is not None]
+        return dispatcher.dump(answers or None)
+    return dispatcher.dump(dispatcher.call(payload))
+
+
+def valid_id(value):
+    if value is None or isinstance(value, str):
+        return value is None or len(value) <= MAX_ID_LENGTH
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Dispatcher:
+
+    def __init__(self, request, pool, language):
+        self.request = request
+        self.pool = pool
+        self.language = language
+        self.token = bearer_token(request)
+
+    def dump(self, answer):
+        if answer is None:
+            return None
+        return json.dumps(answer, ensure_ascii=False, default=str)
+
+    def message(self, name, **variables):
+        "A storefront message in the request's language (own transaction)"
+        with Transaction().start(
+                self.pool.database_name, 0, readonly=True,
+                context={'language': self.language}):
+            return gettext(f'course_storefront.msg_{name}', **variables)
+
+    def transport_error(self, code, name, id_, **data):
+        error = StorefrontError(code, name, self.message(name), **data)
+        return answer_error(id_, error)
+
+    def call(self, payload):
+        "The answer to one call, None for a notification"
+        if (not isinstance(payload, dict) or payload.get('jsonrpc') != '2.0'
+                or not isinstance(payload.get('method'), str)
+                or not valid_id(payload.get('id'))
+                or payload.keys() - {'jsonrpc', 'method', 'params', 'id'}):
+            id_ = payload.get('id') if isinstance(payload, dict) else None
+            return self.transport_error(
+                errors.INVALID_REQUEST, 'invalid_request',
+                id_ if valid_id(id_) else None)
+        notification = 'id' not in payload
+        id_ = payload.get('id')
+        try:
+            result = self.run(payload['method'], payload.get('params', {}))
+        except StorefrontError as error:
+            return None if notification else answer_error(id_, error)
+        except Exception:
+            logger.exception("storefront %s failed", payload['method'])
+            error = StorefrontError(
+                errors.INTERNAL_ERROR, 'internal',
+                self.message('internal'))
+            return None if notification else answer_error(id_, error)
+        if notification:
+            return None
+        return {'jsonrpc': '2.0', 'result': result, 'id': id_}
+
+    def run(self, name, raw):
+        method = METHODS.get(name)
+        if method is None:
+            raise StorefrontError(
+                errors.METHOD_NOT_FOUND, 'method_not_found',
+                self.message('method_not_found', method=name[:100]))
+        params = self.validate(method, raw)
+        return self.in_transaction(method, params)
+
+    def validate(self, method, raw):
+        if not isinstance(raw, dict):
+            raise StorefrontError(
+                errors.INVALID_PARAMS, 'params.by_name',
+                self.message('params_by_name'))
+        try:
+            return method.params.model_validate(raw)
+        except pydantic.ValidationError as error:
+            details = [{
+                    'field': '.'.join(map(str, e['loc'])),
+                    'type': e['type'],
+                    } for e in error.errors(include_url=False)][:20]
+            raise StorefrontError(
+                errors.INVALID_PARAMS, 'params.invalid',
+                self.message('params_invalid', fields=', '.join(
+                        d['field'] or '-' for d in details)),
+                errors=details)
+
+    def context(self):
+        return {
+            'language': self.language,
+            '_request': self.request.context,
+            '_skip_warnings': True,
+            'course_storefront': True,
+            }
+
+    def in_transaction(self, method, params):
+        """Run the method in a transaction of its own, as trytond's
+        dispatcher does: a lock to take first restarts it, a database
+        error (lock not had, serialization) is retried, then `busy`."""
+        retry = config.getint('database', 'retry')
+        count, extras = 0, {}
+        while True:
+            if count:
+                time.sleep(0.02 * count)
+            call = Call(
+                request=self.request, database=self.pool.database_name,
+                language=self.language, token=self.token)
+            messages = MESSAGES.set([])
+            try:
+                with Transaction().start(
+                        self.pool.database_name, 0,
+                        readonly=method.readonly, context=self.context(),
+                        **extras) as transaction:
+                    try:
+                        result = self.execute(method, call, params)
+                    except TransactionError as error:
+                        transaction.rollback()
+                        transaction.tasks.clear()
+                        error.fix(extras)
+                        continue
+                    except backend.DatabaseOperationalError:
+                        transaction.rollback()
+                        transaction.tasks.clear()
+                        if count < retry and not method.readonly:
+                            count += 1
+                            continue
+                        raise StorefrontError(
+                            errors.BUSINESS_RULE, 'busy',
+                            gettext('course_storefront.msg_busy'))
+                    except (UserError, UserWarning) as error:
+                        transaction.rollback()
+                        raise self.refusal(error) from error
+                    transaction.commit()
+                    for func in call.after_response:
+                        func()
+                    return result
+            finally:
+                MESSAGES.reset(messages)
+
+    def execute(self, method, call, params):
+        from .session import authenticate, storefront_company
+        call.company = storefront_company()
+        with Transaction().set_context(company=call.company.id):
+            if call.token or method.auth:
+                authenticate(call, required=method.auth)
+            return method.func(call, params)
+
+    def refusal(self, error):
+        "The JSON-RPC error of a refusal by the business modules"
+        message = error.message
+        message_id = None
+        for id_, text in reversed(MESSAGES.get() or []):
+            if text == message or text in message:
+                message_id = id_
+                break
+        code, type_ = slug_of(message_id, error)
+        return StorefrontError(code, type_, message)
+
+
+def answer_error(id_, error):
+    return {'jsonrpc': '2.0', 'error': error.as_json(), 'id': id_}
+
+
+def bearer_token(request):
+    header = request.headers.get('Authorization') or ''
+    scheme, _, token = header.partition(' ')
+    if scheme.lower() != 'bearer':
+        return None
+    token = token.strip()
+    return token if 0 < len(token) <= 200 else None
+
+
+def record_message(message_id, text):
+    "Called by ir.message's gettext: remember the message of the call"
+    messages = MESSAGES.get()
+    if messages is not None:
+        messages.append((message_id, text))
+        del messages[:-50]
