@@ -83,9 +83,11 @@ setup(
         'redis>=5',
         'python-alipay-sdk>=3.3',
         'relatorio>=0.10',
+        # The storefront's declared params and its OpenRPC document
+        'pydantic>=2.5,<3',
         ] + official_depends(MODULES),
     extras_require={
-        'test': ['playwright>=1.40'],
+        'test': ['playwright>=1.40', 'hypothesis>=6', 'jsonschema>=4'],
         },
     entry_points={
         'trytond.modules': [
