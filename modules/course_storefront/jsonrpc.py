@@ -106,7 +106,8 @@ class Dispatcher:
             return gettext(f'course_storefront.msg_{name}', **variables)
 
     def transport_error(self, code, name, id_, **data):
-        error = StorefrontError(code, name, self.message(name), **data)
+        error = StorefrontError(
+            code, name, self.message(name, **data), **data)
         return answer_error(id_, error)
 
     def call(self, payload):
@@ -118,7 +119,7 @@ class Dispatcher:
             id_ = payload.get('id') if isinstance(payload, dict) else None
             return self.transport_error(
                 errors.INVALID_REQUEST, 'invalid_request',
-                id_ if valid_id(id_) else None)
+                id_ if valid_id(id_) else None, maximum=MAX_BATCH)
         notification = 'id' not in payload
         id_ = payload.get('id')
         try:
