@@ -109,3 +109,18 @@ class StorefrontTestMixin(CommittedTestMixin):
     def client(self, **kwargs):
         from trytond.tests.test_tryton import DB_NAME
         return StorefrontClient(DB_NAME, **kwargs)
+
+
+def set_config(test, section, option, value):
+    "Set a trytond configuration option for the test, removed after it"
+    from trytond import config
+    if not config.has_section(section):
+        config.add_section(section)
+    config.set(section, option, value)
+    test.addCleanup(unset_config, section, option)
+
+
+def unset_config(section, option):
+    from trytond import config
+    config._config.remove_option(section, option)
+    config._cache_clear()
