@@ -55,3 +55,34 @@ class StorefrontSmokeTestCase(StorefrontTestMixin, unittest.TestCase):
                 {'jsonrpc': '2.0', 'method': 'catalog.directions', 'id': 7}])
         self.assertEqual(len(answer), 1)
         self.assertEqual(answer[0]['id'], 7)
+
+
+class StorefrontSmokeRedisTestCase(StorefrontSmokeTestCase):
+    "The same walk with the cart in Redis"
+
+    def setUp(self):
+        super().setUp()
+        from .test_auth import REDIS_URL, redis_available
+        from .tools import clear_redis, set_config
+        if not redis_available():
+            self.skipTest("Redis is not running")
+        clear_redis(REDIS_URL)
+        set_config(self, 'course', 'redis', REDIS_URL)
+
+    def test_cart_in_redis(self):
+        "The cart is one hash per student in Redis, with a TTL"
+        import redis
+
+        from trytond.tests.test_tryton import DB_NAME
+
+        from .test_auth import REDIS_URL
+        client = self.client()
+        user = client.register('redis-cart@example.com')['user']
+        client.call('cart.add', {'course': self.catalog['c']})
+        server = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        keys = list(server.scan_iter(match=f'course:{DB_NAME}:cart:*'))
+        self.assertEqual(len(keys), 1)
+        self.assertTrue(keys[0].endswith(f":cart:{user['id']}"))
+        self.assertEqual(
+            list(server.hgetall(keys[0])), [str(self.catalog['c'])])
+        self.assertGreater(server.ttl(keys[0]), 0)

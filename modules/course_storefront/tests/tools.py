@@ -22,10 +22,13 @@ class StorefrontClient:
     """Calls POST /<database>/storefront through a werkzeug test client
     (trytond's WSGI app, in process) or over real HTTP (base_url)"""
 
-    def __init__(self, database, base_url=None, language=None):
+    def __init__(self, database, base_url=None, language=None,
+            remote_addr=None):
         self.database = database
         self.base_url = base_url
         self.language = language
+        # The client's address (in process only)
+        self.remote_addr = remote_addr
         self.token = None
         self.ids = itertools.count(1)
         if base_url is None:
@@ -51,7 +54,11 @@ class StorefrontClient:
             body = body.encode('utf-8')
         path = f'/{self.database}/storefront'
         if self.base_url is None:
-            response = self.wsgi.post(path, data=body, headers=self.headers())
+            environ = ({'REMOTE_ADDR': self.remote_addr}
+                if self.remote_addr else None)
+            response = self.wsgi.post(
+                path, data=body, headers=self.headers(),
+                environ_base=environ)
             status, data = response.status_code, response.get_data()
         else:
             import urllib.error
@@ -106,6 +113,13 @@ class StorefrontTestMixin(CommittedTestMixin):
             'direction': cat.direction.id, 'category': cat.category.id,
             }
 
+    def setUp(self):
+        super().setUp()
+        # Many students register from 127.0.0.1 in a test run: tests of the
+        # rate limit set their own limits
+        set_config(self, 'course', 'storefront_attempts_ip', '1000000')
+        set_config(self, 'course', 'storefront_attempts_email', '1000000')
+
     def client(self, **kwargs):
         from trytond.tests.test_tryton import DB_NAME
         return StorefrontClient(DB_NAME, **kwargs)
@@ -124,3 +138,15 @@ def unset_config(section, option):
     from trytond import config
     config._config.remove_option(section, option)
     config._cache_clear()
+
+
+def clear_redis(url):
+    """Delete this test database's keys (not the whole Redis database: the
+    SQLite and PostgreSQL runs share it)"""
+    import redis
+
+    from trytond.tests.test_tryton import DB_NAME
+    server = redis.Redis.from_url(url)
+    keys = list(server.scan_iter(match=f'course:{DB_NAME}:*', count=1000))
+    if keys:
+        server.delete(*keys)
