@@ -3,6 +3,7 @@ from trytond.i18n import gettext
 from trytond.modules.course.tools import check_ids, now
 from trytond.modules.course_order.exceptions import CheckoutError
 from trytond.pool import Pool, PoolMeta
+from trytond.transaction import Transaction
 
 from .exceptions import CouponError
 
@@ -116,6 +117,28 @@ class Order(metaclass=PoolMeta):
             targets, amount = cls._coupon_plan(
                 checkout, grant, checkout.lines, per_line=False)
             cls._coupon_apply(checkout, grant, targets, amount)
+
+    @classmethod
+    def checkout_preview_info(cls, checkout):
+        """Add `stacking` (the configuration) and `usable_coupons`: each
+        available grant of the student that would apply alone to the lines,
+        with the discount it would give (Decimal) and the courses it covers"""
+        pool = Pool()
+        Coupon = pool.get('course.coupon')
+        Configuration = pool.get('course.configuration')
+        info = super().checkout_preview_info(checkout)
+        info['stacking'] = Configuration(1).coupon_stacking
+        with Transaction().set_context(company=checkout.order.company.id):
+            usable = Coupon.usable(checkout.party, checkout.lines)
+        info['usable_coupons'] = [{
+                'grant': u.grant.id,
+                'name': u.grant.coupon.name,
+                'formula': u.grant.coupon.formula,
+                'discount': u.discount,
+                'courses': [l.course.id for l in u.lines],
+                'scope': u.grant.coupon.scope,
+                } for u in usable]
+        return info
 
     @classmethod
     def checkout_reserve(cls, checkout):

@@ -116,12 +116,11 @@ class Order(metaclass=PoolMeta):
         otherwise, naming the nearest numbers that are).  The most usable is
         min(balance, Σ caps of the selected courses, what those lines still
         cost × ratio), down to such a number; more is refused, not cut.
+        A preview records the most usable even without points.
         """
-        pool = Pool()
-        Credit = pool.get('course.credit.movement')
         state = checkout.namespace('course_credit')
         points = state.points
-        if not points:
+        if not points and not checkout.preview:
             return
         order = checkout.order
         ratio = order.credit_ratio
@@ -135,22 +134,50 @@ class Order(metaclass=PoolMeta):
         # Only course lines: the cap is a course's
         lines = [
             l for l in checkout.lines if l.course and l.course.credit > 0]
-        cap = sum(l.course.credit for l in lines)
-        # The party is locked by the checkout: the balance cannot move
-        balance = Credit.get_balances(
-            [checkout.party], order.company.id)[checkout.party.id]
-        remaining = sum((checkout.remaining[l] for l in lines), Decimal(0))
-        by_amount = int((remaining * ratio).to_integral_value(ROUND_DOWN))
-        maximum = max(min(balance, cap, by_amount), 0)
+        limits = cls._credit_limits(checkout, lines)
+        maximum = max(min(limits.values()), 0)
         maximum -= maximum % step
+        state.balance, state.maximum = limits['balance'], maximum
+        if not points:
+            return
         if points > maximum:
             raise CheckoutError(gettext(
                     'course_credit.msg_checkout_credit_too_many',
-                    points=points, maximum=maximum, balance=balance,
-                    cap=cap, payable=by_amount))
+                    points=points, maximum=maximum, **limits))
         state.discount = checkout.add_discount(
             'credit', points_value(points, ratio), lines,
             gettext('course_credit.msg_credit_discount', points=points))
+
+    @classmethod
+    def _credit_limits(cls, checkout, lines):
+        """The limits of the points usable on lines: {'balance', 'cap' (Σ
+        the courses' caps), 'payable' (what the lines still cost in
+        points)}"""
+        Credit = Pool().get('course.credit.movement')
+        order = checkout.order
+        # The checkout locks the party: the balance cannot move (a preview
+        # reads it as it is now)
+        balance = Credit.get_balances(
+            [checkout.party], order.company.id)[checkout.party.id]
+        remaining = sum((checkout.remaining[l] for l in lines), Decimal(0))
+        return {
+            'balance': balance,
+            'cap': sum(l.course.credit for l in lines),
+            'payable': int((remaining * order.credit_ratio).to_integral_value(
+                    ROUND_DOWN)),
+            }
+
+    @classmethod
+    def checkout_preview_info(cls, checkout):
+        "Add `credit`: the student's balance, the ratio and the most usable"
+        info = super().checkout_preview_info(checkout)
+        state = checkout.namespace('course_credit')
+        info['credit'] = {
+            'balance': state.balance,
+            'ratio': checkout.order.credit_ratio,
+            'max_usable': state.maximum,
+            }
+        return info
 
     @classmethod
     def checkout_reserve(cls, checkout):

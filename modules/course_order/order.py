@@ -96,6 +96,8 @@ class Checkout:
         self.families = set()
         self.remaining = {}
         self._namespaces = {}
+        # A preview (checkout_preview) stops before anything is saved
+        self.preview = False
         # Who asks: a user's call through RPC (access checked) or code
         transaction = Transaction()
         self.external = bool(transaction.check_access)
@@ -524,6 +526,36 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         return checkout.order
 
     @classmethod
+    def checkout_preview(cls, party, items, options=None):
+        """Return the Checkout that checkout() would save, without saving,
+        locking or reserving anything: the same checks, lines and discount
+        steps, so the amounts are those an order would have now.
+
+        Not in __rpc__: it reads a student's coupons and balances, so its
+        caller (the storefront, as its student) decides who may ask.  A
+        refusal raises the CheckoutError the checkout would raise.
+        """
+        Party = Pool().get('party.party')
+        party = check_record(Party, party, 'party')
+        options = check_dict(options, 'options')
+        checkout = Checkout(party, items, None, options)
+        checkout.preview = True
+        with without_check_access():
+            cls.checkout_input(checkout)
+            cls.checkout_validate(checkout)
+            cls.checkout_order(checkout)
+            cls.checkout_lines(checkout)
+            cls.checkout_discounts(checkout)
+        return checkout
+
+    @classmethod
+    def checkout_preview_info(cls, checkout):
+        """Return what a student choosing among the options of a previewed
+        checkout needs to know, as a dict; modules add their keys with
+        super() (course_coupon: usable coupons, course_credit: points)"""
+        return {}
+
+    @classmethod
     def checkout_input(cls, checkout):
         """Check the types of the request and normalize checkout.items (each
         item by _checkout_item)"""
@@ -531,6 +563,9 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         if not items:
             raise CheckoutError(gettext('course_order.msg_checkout_empty'))
         checkout.items = [cls._checkout_item(item) for item in items]
+        if checkout.preview and checkout.pay_method is None:
+            # A preview may not know yet how the student will pay
+            return
         method = check_text(checkout.pay_method, 'pay_method', max_length=50)
         if method not in dict(cls.pay_method.selection):
             raise CheckoutError(gettext(

@@ -128,6 +128,57 @@ class CreditWithCouponTestCase(unittest.TestCase):
         self.assertEqual(self.state(grant), 'used')
 
     @with_transaction()
+    def test_preview(self):
+        """A preview gives the amounts, the usable coupons and the most
+        usable points of the order, and spends and reserves nothing"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        from trytond.modules.course_coupon.tests.tools import (
+            create_coupon, give)
+        from trytond.modules.course_order.tests.tools import item
+        cat = self.catalog()
+        give_points(cat.student, 300)
+        grant = give(create_coupon(cat.company, '-30'), cat.student)
+        set_config(discounts_combinable=True)
+        items = [item(cat.course_b)]
+        before = self.counts()
+
+        bare = Order.checkout_preview(cat.student.id, items)
+        info = Order.checkout_preview_info(bare)
+        self.assertEqual(bare.payable, Decimal('500.00'))
+        self.assertEqual(info['stacking'], 'single')
+        self.assertEqual(info['usable_coupons'], [{
+                    'grant': grant.id, 'name': grant.coupon.name,
+                    'formula': '-30', 'discount': Decimal('30.00'),
+                    'courses': [cat.course_b.id],
+                    'scope': 'general'}])
+        # B's cap is 100 points (see company_catalog)
+        self.assertEqual(info['credit'], {
+                'balance': 300, 'ratio': 10,
+                'max_usable': cat.course_b.credit})
+
+        both = Order.checkout_preview(
+            cat.student.id, items, {'grants': [grant.id], 'credit': 100})
+        info = Order.checkout_preview_info(both)
+        self.assertEqual(
+            [(d.kind, d.amount) for d in both.discounts],
+            [('coupon', Decimal('30.00')), ('credit', Decimal('10.00'))])
+        self.assertEqual(both.payable, Decimal('460.00'))
+        self.assertEqual(self.counts(), before)
+        self.assertEqual(self.state(grant), 'available')
+        self.assertEqual(self.balance(cat.student), 300)
+
+        # Too many points: refused as the checkout would
+        with self.assertRaises(UserError) as cm:
+            Order.checkout_preview(
+                cat.student.id, items, {'credit': 10000})
+        self.assertIn("at most", cm.exception.message)
+        order = Order.checkout(
+            cat.student.id, items, 'manual',
+            {'grants': [grant.id], 'credit': 100})
+        self.assertEqual(order.payable_amount, both.payable)
+
+    @with_transaction()
     def test_line_of_other_product(self):
         """A line selling something else (a module's product) takes no
         coupon and no points: both go to the course lines only"""

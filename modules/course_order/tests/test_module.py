@@ -6,7 +6,7 @@ from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import create_catalog
 from trytond.modules.course.tools import now as utcnow
 from trytond.modules.course_order.tests.tools import (
-    StatementCounter, checkout, plug, sell_kind)
+    StatementCounter, checkout, item, plug, sell_kind)
 from trytond.pool import Pool
 from trytond.pyson import PYSONDecoder, PYSONEncoder
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
@@ -98,6 +98,37 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertAlmostEqual(
             (order.pay_deadline - order.create_date).total_seconds(), 900,
             delta=5)
+
+    @with_transaction()
+    def test_checkout_preview(self):
+        "A preview prices like the checkout and saves nothing"
+        pool = Pool()
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        self.activity(cat.course_b, 'percentage', Decimal(80))
+        items = [item(cat.course_a, cat.option_a_month), item(cat.course_b)]
+        self.with_discount(50, lines=[1])
+        preview = Order.checkout_preview(cat.student.id, items, {})
+        self.assertTrue(preview.preview)
+        self.assertIsNone(preview.order.id)
+        self.assertEqual(Order.search([], count=True), 0)
+        self.assertEqual(
+            [l.unit_price for l in preview.lines],
+            [Decimal('199.00'), Decimal('400.00')])
+        self.assertEqual(preview.total, Decimal('599.00'))
+        self.assertEqual(preview.payable, Decimal('549.00'))
+        self.assertEqual(Order.checkout_preview_info(preview), {})
+        # The order then costs what the preview said
+        order = Order.checkout(cat.student.id, items, 'manual', {})
+        self.assertEqual(order.payable_amount, preview.payable)
+        self.assertEqual(
+            [l.amount for l in order.lines],
+            [preview.remaining[l] for l in preview.lines])
+        # Refused like the checkout: the courses are now pending
+        with self.assertRaises(UserError):
+            Order.checkout_preview(cat.student.id, items, {})
+        with self.assertRaises(UserError):
+            Order.checkout_preview(cat.student.id, [], {})
 
     @with_transaction()
     def test_number_unique(self):

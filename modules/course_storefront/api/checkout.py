@@ -118,7 +118,7 @@ def preview(call, params):
     Order = Pool().get('course.order')
     currency = call.company.currency
     checkout = Order.checkout_preview(
-        call.party, selected_items(call), checkout_options(params))
+        call.party.id, selected_items(call), checkout_options(params))
     info = Order.checkout_preview_info(checkout)
     return {
         'lines': [{

@@ -25,7 +25,15 @@ class StorefrontSmokeTestCase(StorefrontTestMixin, unittest.TestCase):
         cart = client.call('cart.select', {
                 'course': self.catalog['b'], 'selected': False})
         self.assertEqual(cart['selected_total'], '199.00')
-        order = client.call('order.create', {'pay_method': 'manual'})
+        preview = client.call('checkout.preview', {})
+        self.assertEqual(
+            [(l['course'], l['amount']) for l in preview['lines']],
+            [(self.catalog['a'], '199.00')])
+        self.assertEqual(preview['payable'], '199.00')
+        self.assertEqual(preview['usable_coupons'], [])
+        self.assertEqual(preview['credit']['balance'], 0)
+        order = client.call('order.create', {
+                'pay_method': 'manual', 'expect_payable': '199.00'})
         self.assertEqual(order['payable'], '199.00')
         cart = client.call('cart.get')
         self.assertEqual([i['course'] for i in cart['items']],
