@@ -34,6 +34,34 @@ from .tools import StorefrontClient, StorefrontTestMixin
 # The name of the SQLite copy of the in-memory test database
 SQLITE_NAME = 'storefront_e2e'
 START_TIMEOUT = 120
+# Warnings and errors, without werkzeug's line per request: the tail shown
+# on a failure is the server's complaint
+LOGGING_CONFIG = '''[loggers]
+keys=root,werkzeug
+
+[handlers]
+keys=stderr
+
+[formatters]
+keys=plain
+
+[logger_root]
+level=WARNING
+handlers=stderr
+
+[logger_werkzeug]
+level=WARNING
+handlers=
+qualname=werkzeug
+
+[handler_stderr]
+class=StreamHandler
+args=(sys.stderr,)
+formatter=plain
+
+[formatter_plain]
+format=%(asctime)s %(levelname)s %(name)s %(message)s
+'''
 
 
 def free_port():
@@ -72,6 +100,8 @@ class TrytondServer:
         self.log_path = os.path.join(self.folder, f'trytond-{self.port}.log')
         self.config_path = os.path.join(
             self.folder, f'trytond-{self.port}.conf')
+        self.logging_path = os.path.join(
+            self.folder, f'trytond-{self.port}-logging.conf')
 
     @property
     def base_url(self):
@@ -104,10 +134,12 @@ class TrytondServer:
     def start(self, timeout=START_TIMEOUT):
         with open(self.config_path, 'w') as fp:
             fp.write(self.config_text())
+        with open(self.logging_path, 'w') as fp:
+            fp.write(LOGGING_CONFIG)
         self.log = open(self.log_path, 'wb')
         self.process = subprocess.Popen(
             [sys.executable, trytond_script(), '-c', self.config_path,
-                '-d', self.database],
+                '--logconf', self.logging_path, '-d', self.database],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=self.environ())
         try:

@@ -4,6 +4,7 @@
 The class runs on the backend of the test run: SQLite with the cart in the
 database, PostgreSQL with the cart in Redis (COURSE_TEST_REDIS; with
 CI=true a Redis that is not running is a failure, not a skip)."""
+import json
 import os
 import time
 import unittest
@@ -89,8 +90,9 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
         client = self.client(**kwargs)
         user = client.register(
             f'{uuid.uuid4().hex[:12]}@example.com', name="Flow Student")
+        client.user_id = user['user']['id']
         party_id = self.on_server(
-            lambda: Pool().get('web.user')(user['user']['id']).party.id)
+            lambda: Pool().get('web.user')(client.user_id).party.id)
         return client, party_id
 
     def assertRefused(self, type_, client, method, params=None):
@@ -117,12 +119,25 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
         self.assertEqual(gateway, self.fake.url)
         params = dict(urllib.parse.parse_qsl(query))
         self.assertEqual(params['method'], 'alipay.trade.page.pay')
-        self.assertIn(f'"out_trade_no": "{number}"', params['biz_content'])
-        self.assertIn(f'"total_amount": "{amount}"', params['biz_content'])
+        biz = json.loads(params['biz_content'])
+        self.assertEqual(
+            (biz['out_trade_no'], biz['total_amount']), (number, amount))
         self.fake.pay(number, amount)
         self.assertEqual(self.server.post_form(
                 f'/{self.server_database}/alipay/notify',
                 self.fake.notify(number)), (200, 'success'))
+
+    def stored_cart(self, user_id):
+        """The courses of the student's cart where the server keeps it:
+        Redis on PostgreSQL, the database on SQLite"""
+        if self.redis:
+            import redis
+            server = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+            key = f'course:{self.server_database}:cart:{user_id}'
+            return sorted(int(c) for c in server.hkeys(key))
+        return self.on_server(lambda: sorted(
+                c.course.id for c in Pool().get('course.storefront.cart')
+                .search([('user', '=', user_id)])))
 
     def enrolled(self, client):
         return {e['course'] for e in client.call('enrollment.list')}
@@ -144,6 +159,8 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
         self.assertEqual(
             [(i['course'], i['selected']) for i in cart['items']],
             [(self.catalog['b'], True)])
+        self.assertEqual(
+            self.stored_cart(client.user_id), [self.catalog['b']])
 
         claimable = client.call('coupon.claimable')
         self.assertIn(self.coupon_id, [c['coupon'] for c in claimable])
@@ -166,6 +183,7 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
             ('unpaid', '470.00', '30.00'))
         self.assertGreater(order['timeout_seconds'], 0)
         self.assertEqual(client.call('cart.get')['items'], [])
+        self.assertEqual(self.stored_cart(client.user_id), [])
         self.assertEqual(self.enrolled(client), set())
 
         self.pay_by_alipay(client, order['number'], '470.00')
