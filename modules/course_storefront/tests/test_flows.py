@@ -288,12 +288,12 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
 
         client, _ = self.student()
         client.call('cart.add', {'course': self.catalog['c']})
-        self.on_server(set_timeout, 2)
+        self.on_server(set_timeout, 3)
         try:
             order = client.call('order.create', {'pay_method': 'alipay'})
         finally:
             self.on_server(set_timeout, 900)
-        self.assertLessEqual(order['timeout_seconds'], 2)
+        self.assertLessEqual(order["timeout_seconds"], 3)
         url = client.call('order.pay', {'number': order['number']})['url']
         self.assertTrue(url.startswith(self.fake.url))
         # The student opened the page and did not pay
@@ -355,24 +355,37 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
                 'reason': "Changed my mind"})
 
     def test_payable_changed(self):
-        "What the student saw differs: both amounts, nothing created"
+        """What the student saw differs: both amounts, nothing created, the
+        coupon, points and wallet untouched"""
         client, party_id = self.student()
         self.topup(party_id, '1000')
-        client.call('cart.add', {'course': self.catalog['c']})
+        self.give_points(party_id, 100)
+        grant = client.call('coupon.claim', {'coupon': self.coupon_id})
+        client.call('cart.add', {'course': self.catalog['b']})
         cart = client.call('cart.get')
-        for method in ['alipay', 'wallet']:
+        for options, payable in [
+                ({'pay_method': 'alipay'}, '500.00'),
+                ({'pay_method': 'alipay', 'coupons': [grant['grant']]},
+                    '470.00'),
+                ({'pay_method': 'wallet', 'credit': 100}, '490.00'),
+                ]:
             error = self.assertRefused('order.payable_changed', client,
-                'order.create', {'pay_method': method,
-                    'expect_payable': '298.00'})
+                'order.create', dict(options, expect_payable='498'))
             self.assertEqual(error.code, -32010)
             self.assertEqual(
                 (error.data['expected'], error.data['payable']),
-                ('298.00', '300.00'))
-            self.assertIn('298.00', error.message)
-            self.assertIn('300.00', error.message)
+                ('498.00', payable))
+            self.assertIn('498.00', error.message)
+            self.assertIn(payable, error.message)
         self.assertEqual(client.call('order.list', {})['total'], 0)
         self.assertEqual(client.call('cart.get'), cart)
-        self.assertEqual(client.call('account.me')['wallet_balance'], '1000.00')
+        self.assertEqual(
+            self.stored_cart(client.user_id), [self.catalog['b']])
+        me = client.call('account.me')
+        self.assertEqual(
+            (me['wallet_balance'], me['credit_balance']), ('1000.00', 100))
+        mine, = client.call('coupon.mine', {})
+        self.assertEqual((mine['state'], mine['order']), ('available', None))
         self.assertEqual(self.enrolled(client), set())
 
     def test_language(self):
