@@ -13,6 +13,7 @@ its tail shown when it fails.
   process both open; `on_server()` runs code in a committed transaction of
   the database the server uses.
 """
+import atexit
 import os
 import shutil
 import socket
@@ -142,6 +143,8 @@ class TrytondServer:
                 '--logconf', self.logging_path, '-d', self.database],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=self.environ())
+        # Not left running when the test process ends without tearDownClass
+        atexit.register(self.stop)
         try:
             self.wait(timeout)
         except Exception:
@@ -212,6 +215,7 @@ class TrytondServer:
                 self.process.wait(15)
         self.process = None
         self.log.close()
+        atexit.unregister(self.stop)
 
 
 def copy_memory_database(path, name):

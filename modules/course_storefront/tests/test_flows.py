@@ -132,8 +132,10 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
         Redis on PostgreSQL, the database on SQLite"""
         if self.redis:
             import redis
+
+            from ..redis_client import key as redis_key
             server = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-            key = f'course:{self.server_database}:cart:{user_id}'
+            key = redis_key(self.server_database, 'cart', user_id)
             return sorted(int(c) for c in server.hkeys(key))
         return self.on_server(lambda: sorted(
                 c.course.id for c in Pool().get('course.storefront.cart')
