@@ -46,7 +46,6 @@ ISO_DATETIME = re.compile(
 # own entry first)
 PARAM_NOTES = {
     'email': "the student's e-mail (trimmed, lower-cased)",
-    'password': "8 to 128 characters",
     'name': "the student's name",
     'direction': "a direction id (catalog.directions)",
     'category': "a category id (catalog.categories)",
@@ -181,9 +180,10 @@ class Recorder:
 
     def call(self, client, method, params=None, document=True):
         "Call method; keep its first documented call as its example"
-        request = {'jsonrpc': '2.0', 'method': method, 'id': 1}
+        request = {'jsonrpc': '2.0', 'method': method}
         if params is not None:
             request['params'] = params
+        request['id'] = 1
         status, answer = client.post(request)
         if status != 200 or answer is None:
             raise SystemExit(f"{method}: HTTP {status} {answer}")
@@ -199,8 +199,9 @@ class Recorder:
             raise SystemExit(f"{method} failed in the walk: {answer}")
         return answer['result']
 
-    def error(self, client, method, params, type_, title):
-        "An error example of method, whose data.type must be type_"
+    def error(self, client, method, params, type_, title=None):
+        """An error example of method, whose data.type must be type_; with
+        a title, shown among the transport examples too"""
         request = {'jsonrpc': '2.0', 'method': method, 'params': params,
             'id': 1}
         status, answer = client.post(request)
@@ -209,7 +210,9 @@ class Recorder:
         self.examples.setdefault(method, {
                 'request': request, 'response': answer,
                 'token': bool(client.token)})
-        self.transport.append((title, request, answer, bool(client.token)))
+        if title:
+            self.transport.append(
+                (title, request, answer, bool(client.token)))
 
     def batch(self, client, calls, title):
         status, answer = client.post(calls)
@@ -261,10 +264,12 @@ def walk():
 
     rec.result(student, 'coupon.mine', {'state': 'available'})
     rec.result(student, 'coupon.claimable')
+    # A coupon and points on one order need the order configuration's
+    # discounts_combinable, off in the demo
     preview = rec.result(student, 'checkout.preview', {
-            'coupons': [ids['qixi_grant']], 'credit': 100})
+            'coupons': [ids['qixi_grant']]})
     order = rec.result(student, 'order.create', {
-            'coupons': [ids['qixi_grant']], 'credit': 100,
+            'coupons': [ids['qixi_grant']],
             'pay_method': 'wallet', 'expect_payable': preview['payable']})
     rec.result(student, 'order.list', {'page': 1, 'size': 2})
     rec.result(student, 'order.get', {'number': order['number']})
@@ -275,7 +280,7 @@ def walk():
     # A manual order is paid by hand: the answer an Alipay order gets is
     # its cashier page {"url": ...}
     rec.error(student, 'order.pay', {'number': ids['unpaid']},
-        'order.pay_method', "order.pay of an order paid by hand")
+        'order.pay_method')
     rec.result(student, 'order.cancel', {'number': ids['unpaid']})
     rec.result(student, 'enrollment.list')
 
@@ -397,9 +402,9 @@ def params_rows(declared):
         notes.append(bounds(prop))
         if 'default' in prop and prop['default'] is not None:
             notes.append(f"default {json.dumps(prop['default'])}")
+        notes = [n for i, n in enumerate(notes) if n and n not in notes[:i]]
         rows.append([f'``{name}``', schema_type(prop, defs),
-                'yes' if name in required else 'no',
-                '; '.join(n for n in notes if n)])
+                'yes' if name in required else 'no', '; '.join(notes)])
     return rows
 
 
@@ -480,7 +485,7 @@ def abridge(method, response):
 
 def error_rows(declared):
     from trytond.modules.course_storefront.api.discover import errors_of
-    return [[str(e['code']), f"``{e['data']['type']}``"]
+    return [f"- ``{e['data']['type']}`` ({e['code']})"
         for e in errors_of(declared)]
 
 
@@ -527,9 +532,17 @@ def render(rec, mask):
     return '\n'.join(lines).rstrip('\n') + '\n'
 
 
+def description(declared):
+    "The first paragraph of the method's docstring (its summary is a line)"
+    import inspect
+    doc = inspect.getdoc(declared.func) or declared.summary
+    paragraph = doc.split('\n\n')[0]
+    return ' '.join(paragraph.split()).rstrip('.') + '.'
+
+
 def method_section(declared, example, mask):
     lines = heading(f"``{declared.name}``", '-')
-    lines += [declared.summary.rstrip('.') + '.', '']
+    lines += [description(declared), '']
     access = []
     access.append("token" if declared.auth else "public (no token)")
     access.append("read-only" if declared.readonly else "writes")
@@ -545,8 +558,8 @@ def method_section(declared, example, mask):
         lines += ["Result:", ""]
         lines += table(['Field', 'Type'], [
                 [f'``{path}``', kind] for path, kind in rows])
-    lines += ["Errors (``data.type``):", ""]
-    lines += table(['Code', 'Type'], error_rows(declared))
+    lines += ["Errors (``data.type`` and code):", ""]
+    lines += error_rows(declared) + ['']
     header = (" (with ``Authorization: Bearer <token>``)"
         if example['token'] else "")
     lines += [f"Example request{header}:", ""]
