@@ -21,12 +21,14 @@ distance from now) and the date in order numbers.
 import argparse
 import datetime as dt
 import difflib
+import inspect
 import json
 import os
 import re
 import shutil
 import sys
 import tempfile
+import textwrap
 
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SCRIPTS)
@@ -93,6 +95,11 @@ def setup_database(folder):
     for name in ['DB_CACHE', 'TRYTOND_CONFIG', 'TRYTOND_COURSE__REDIS']:
         os.environ.pop(name, None)
     use_modules_of_this_checkout()
+    # Also when trytond's configuration was read before the environment
+    # was set
+    from trytond.config import config
+    config.set('database', 'uri', 'sqlite://')
+    config.set('database', 'path', folder)
     from trytond.tests.test_tryton import activate_module
     activate_module(['course_storefront'])
 
@@ -374,7 +381,8 @@ def bounds(schema):
         return '; '.join(filter(None, (bounds(s) for s in schema['anyOf'])))
     words = []
     if 'minimum' in schema or 'maximum' in schema:
-        words.append(f"{schema.get('minimum', '')}..{schema.get('maximum', '')}")
+        words.append(
+            f"{schema.get('minimum', '')}..{schema.get('maximum', '')}")
     if 'minLength' in schema or 'maxLength' in schema:
         words.append(f"{schema.get('minLength', 0)} to "
             f"{schema.get('maxLength', '')} characters")
@@ -440,7 +448,7 @@ def result_rows(declared):
     if 'anyOf' in schema:
         for option in schema['anyOf']:
             ref = option['$ref'].rsplit('/', 1)[-1]
-            rows.append((f'({ref})', 'one of the answers'))
+            rows.append((f'*either* {ref}', 'object'))
             visit(defs[ref], '', {ref})
     else:
         names, suffix = models_of(schema)
@@ -534,10 +542,9 @@ def render(rec, mask):
 
 def description(declared):
     "The first paragraph of the method's docstring (its summary is a line)"
-    import inspect
     doc = inspect.getdoc(declared.func) or declared.summary
     paragraph = doc.split('\n\n')[0]
-    return ' '.join(paragraph.split()).rstrip('.') + '.'
+    return textwrap.fill(' '.join(paragraph.split()).rstrip('.') + '.', 76)
 
 
 def method_section(declared, example, mask):
@@ -557,15 +564,20 @@ def method_section(declared, example, mask):
     if rows:
         lines += ["Result:", ""]
         lines += table(['Field', 'Type'], [
-                [f'``{path}``', kind] for path, kind in rows])
+                [path if path.startswith('*') else f'``{path}``', kind]
+                for path, kind in rows])
+    else:
+        lines += ["Result: an object, see the example.", ""]
     lines += ["Errors (``data.type`` and code):", ""]
     lines += error_rows(declared) + ['']
     header = (" (with ``Authorization: Bearer <token>``)"
         if example['token'] else "")
     lines += [f"Example request{header}:", ""]
     lines += code(mask(example['request']))
-    lines += ["Response:", ""]
-    lines += code(mask(abridge(declared.name, example['response'])))
+    abridged = abridge(declared.name, example['response'])
+    lines += ["Response" + (" (abridged: its first method and schema)"
+            if abridged != example['response'] else "") + ":", ""]
+    lines += code(mask(abridged))
     return lines
 
 
