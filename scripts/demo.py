@@ -365,7 +365,7 @@ def alipay_links(var, alipay_port):
 
 
 def serve(var, config, port, alipay_port, procs, logs):
-    from demo_data import LOGINS
+    from demo_data import LOGINS, STUDENT_LOGINS
     received = []
 
     def on_signal(signum, frame):
@@ -405,6 +405,10 @@ def serve(var, config, port, alipay_port, procs, logs):
                 log(f"  {login:<{width}} / {password:<14} {what}")
             log(f"RPC for scripts: http://<login>:<password>@localhost:"
                 f"{port}/{DATABASE}/rpc/")
+            log(f"Storefront API (JSON-RPC 2.0): POST http://localhost:"
+                f"{port}/{DATABASE}/storefront")
+            for email, (password, what) in STUDENT_LOGINS.items():
+                log(f"Storefront student: {email} / {password}  {what}")
             for line in alipay_links(var, alipay_port):
                 log(line)
             log("Press Ctrl-C to stop.")

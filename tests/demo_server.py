@@ -94,6 +94,15 @@ def alipay_links(lines):
     return found
 
 
+def students(lines):
+    "{e-mail: password} of the Storefront API students the demo prints"
+    found = {}
+    for line in lines:
+        if match := re.match(r'Storefront student: (\S+) / (\S+)', line):
+            found[match.group(1)] = match.group(2)
+    return found
+
+
 def logins(lines):
     "{login: password} printed by the demo"
     found = {}
@@ -172,6 +181,10 @@ class DemoServer:
     @property
     def logins(self):
         return logins(self.lines)
+
+    @property
+    def students(self):
+        return students(self.lines)
 
     def cleanup(self):
         "Stop the demo (SIGINT) and kill whatever is left of its processes"

@@ -82,6 +82,7 @@ class DemoTestCase(unittest.TestCase):
         Activity = Model.get('course.activity', config=config)
         self.assertIn('running', [a.state for a in Activity.find([])])
 
+        self.storefront(port)
         self.pay_with_alipay(port)
 
         # SIGINT stops the demo, trytond, trytond-cron and its workers, and
@@ -103,7 +104,7 @@ class DemoTestCase(unittest.TestCase):
                 'course_credit_movement', 'course_wallet_movement',
                 'course_payment', 'course_payment_refund',
                 'course_payment_refund_request',
-                'course_payment_alipay_account']}
+                'course_payment_alipay_account', 'web_user']}
         self.assertEqual(counts['course_coupon'], 5)  # seed 001's fixtures
         self.assertGreater(counts['course_coupon_grant'], 20)
         update = self.demo.run('--no-server', timeout=READY_TIMEOUT)
@@ -114,9 +115,41 @@ class DemoTestCase(unittest.TestCase):
             {t: self.count(t) for t in counts}, counts, update.stdout)
         self.assertEqual(counts['course_payment_alipay_account'], 1)
         self.assertEqual(counts['course_payment_refund_request'], 1)
+        self.assertEqual(counts['web_user'], 1)  # the storefront student
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
 
+
+    def storefront(self, port):
+        """The demo student printed by the demo logs in to the Storefront
+        API over HTTP and reads his account and the catalog"""
+        from trytond.modules.course_storefront.tests.tools import (
+            StorefrontClient)
+        students = self.demo.students
+        self.assertEqual(
+            students, {'zhang.wei@example.com': 'student-demo'},
+            self.demo.output)
+        self.assertIn(
+            f'POST http://localhost:{port}/{DATABASE}/storefront',
+            self.demo.output)
+        client = StorefrontClient(
+            DATABASE, base_url=f'http://localhost:{port}')
+        courses = client.call('catalog.courses', {'size': 50})
+        self.assertGreaterEqual(courses['total'], 10)
+        self.assertEqual(len(courses['items']), courses['total'])
+        self.assertTrue(all(
+                re.fullmatch(r'\d+\.\d\d', c['sale_price'])
+                for c in courses['items']))
+        email, password = next(iter(students.items()))
+        login = client.call(
+            'auth.login', {'email': email, 'password': password})
+        self.assertEqual(login['user']['email'], email)
+        client.token = login['token']
+        me = client.call('account.me')
+        self.assertEqual(me['name'], "张伟")
+        self.assertEqual(me['credit_balance'], 500)
+        self.assertEqual(me['wallet_balance'], '2000.00')
+        self.assertTrue(client.call('coupon.mine', {'state': 'available'}))
 
     def pay_with_alipay(self, port):
         """The demo's unpaid Alipay order, paid on the fake gateway's

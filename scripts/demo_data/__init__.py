@@ -14,8 +14,9 @@ database after an update, so it creates only what is missing (look records
 up by name, code or login first) and never fails because its data is
 already there.
 
-The logins the demo prints are kept here, in ``LOGINS``; a loader that
-creates users takes their password from it.
+The logins the demo prints are kept here, in ``LOGINS`` (staff) and
+``STUDENT_LOGINS`` (Storefront API students); a loader that creates users
+takes their password from them.
 """
 import configparser
 import contextlib
@@ -35,6 +36,11 @@ LOGINS = {
     ADMIN_LOGIN: (ADMIN_PASSWORD, "administrator (every access)"),
     'manager': ('manager-demo', "group Course Administration"),
     'sales': ('sales-demo', "group Course Sales"),
+    }
+# The students who log in to the Storefront API (course_storefront's demo
+# data makes their web users): e-mail: (password, description)
+STUDENT_LOGINS = {
+    'zhang.wei@example.com': ('student-demo', "student 张伟"),
     }
 
 
