@@ -146,8 +146,16 @@ class StatementsTestCase(StorefrontTestMixin, unittest.TestCase):
             config = Configuration(1)
             config.discounts_combinable = True
             config.save()
-        cls.coupon = create_coupon(
-            pool.get('company.company')(cls.company_id), '-10').id
+        company = pool.get('company.company')(cls.company_id)
+        cls.coupon = create_coupon(company, '-10').id
+        # Coupons of other scopes the preview lists as usable or not
+        cls.other_coupons = [
+            create_coupon(company, '*0.9', scope='course',
+                courses=courses[1:4]).id,
+            create_coupon(company, '-5', scope='direction',
+                directions=[pool.get('course.direction')(
+                        cls.catalog['direction'])]).id,
+            ]
 
     # Helpers
 
@@ -168,8 +176,9 @@ class StatementsTestCase(StorefrontTestMixin, unittest.TestCase):
                 params['option'] = option
             client.call('cart.add', params)
 
-    def give(self, client, grants=1, points=1000):
-        "Grants of the coupon and points for client's student"
+    def give(self, client, grants=1, points=1000, others=False):
+        """Grants of the coupon (and of the other coupons) and points for
+        client's student; the ids of the coupon's grants"""
         def give():
             pool = Pool()
             Grant = pool.get('course.coupon.grant')
@@ -177,6 +186,9 @@ class StatementsTestCase(StorefrontTestMixin, unittest.TestCase):
             from trytond.modules.course_credit.tests.tools import grant
             party = Party(client.party)
             grant(party, points)
+            if others:
+                Grant.issue(pool.get('course.coupon').browse(
+                        self.other_coupons), [party])
             return [g.id for g in Grant.issue(
                     [pool.get('course.coupon')(self.coupon)] * grants,
                     [party])]
@@ -264,6 +276,39 @@ class StatementsTestCase(StorefrontTestMixin, unittest.TestCase):
             self.assertEqual(client.call('cart.get')['items'], [])
             counts.append(counted)
         return counts
+
+    def preview(self, carts, coupon, usable):
+        """Count checkout.preview of carts (lists of course indices), each
+        for a student of its own with grants of three coupons and points,
+        using 10 points and the coupon when asked; usable: how many of
+        the grants the preview shows as usable"""
+        counts = []
+        for indices in carts:
+            client = self.student()
+            self.fill_cart(client, indices)
+            params = {'credit': 10}
+            grant, = self.give(client, others=True)
+            if coupon:
+                params['coupons'] = [grant]
+            counted, preview = self.count(client, 'checkout.preview', params)
+            self.assertEqual(len(preview['lines']), len(indices))
+            self.assertEqual(
+                preview['coupon_discount'], '10.00' if coupon else '0.00')
+            self.assertEqual(preview['credit_discount'], '1.00')
+            self.assertEqual(preview['credit']['balance'], 1000)
+            self.assertEqual(len(preview['usable_coupons']), usable)
+            counts.append(counted)
+        return counts
+
+    def test_checkout_preview(self):
+        # Warm the caches (see test_order_create)
+        self.preview([[2 * SIZE, 2 * SIZE + 1]], True, 2)
+        # Courses without a limited-time price: every coupon applies
+        self.assertSameCount(*self.preview(
+                [[1], range(3, 2 * SIZE + 2, 2)], True, 3))
+        # Courses with a limited-time price: none applies
+        self.assertSameCount(*self.preview(
+                [[0], range(0, 2 * SIZE, 2)], False, 0))
 
     def test_order_create(self):
         # Warm the caches: a course with a limited-time price and one
