@@ -45,11 +45,10 @@ class CallStatements:
     @property
     def statements(self):
         def counted(statement):
-            words = statement.split()
             if 'ir_cache' in statement:
                 return False
             if backend.name == 'sqlite':
-                return not (words and words[0].upper() == 'INSERT')
+                return not statement.lstrip().upper().startswith('INSERT')
             return 'nextval(pg_get_serial_sequence(' not in statement
         return [s for s in self.all if counted(s)]
 
@@ -202,8 +201,8 @@ class StatementsTestCase(StorefrontTestMixin, unittest.TestCase):
     def assertSameCount(self, one, many):
         "The same statements, the differences shown by their shape"
         self.assertEqual(one.count, many.count, '\n'.join(
-                f'{a} vs {b}: {shape[:300]}'
-                for shape, (a, b) in statement_diff(one, many).items()))
+                f'{a} vs {b}: {form[:300]}'
+                for form, (a, b) in statement_diff(one, many).items()))
 
     # Tests
 
