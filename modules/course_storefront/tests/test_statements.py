@@ -95,8 +95,11 @@ class CallStatements:
 
 
 def shape(statement):
-    "A statement without its values and lists of ids"
+    "A statement without its values, rows and lists of ids"
     statement = re.sub(r"IN \([^()]*\)", "IN (...)", statement)
+    statement = re.sub(
+        r'^\s*(INSERT INTO "[^"]+").*', r"\1 ...", statement,
+        flags=re.DOTALL)
     statement = re.sub(r"'[^']*'", "?", statement)
     return re.sub(r"\b\d+\b", "N", statement)
 
