@@ -96,7 +96,14 @@ class Dispatcher:
     def dump(self, answer):
         if answer is None:
             return None
-        return json.dumps(answer, ensure_ascii=False, default=str)
+        text = json.dumps(answer, ensure_ascii=False, default=str)
+        try:
+            text.encode('utf-8')
+        except UnicodeEncodeError:
+            # A lone surrogate the client sent ("\\ud800" as method or id)
+            # is echoed escaped: the raw one can not be encoded
+            text = json.dumps(answer, default=str)
+        return text
 
     def message(self, name, **variables):
         "A storefront message in the request's language (own transaction)"
