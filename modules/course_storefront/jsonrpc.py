@@ -252,7 +252,10 @@ def bearer_token(request):
     if scheme.lower() != 'bearer':
         return None
     token = token.strip()
-    return token if 0 < len(token) <= 200 else None
+    # NUL can not be searched in PostgreSQL: no such token
+    if not 0 < len(token) <= 200 or '\x00' in token:
+        return None
+    return token
 
 
 def record_message(message_id, text):

@@ -5,7 +5,8 @@ answer."""
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic_core import PydanticCustomError
 
 METHODS = {}
 
@@ -14,6 +15,26 @@ class Params(BaseModel):
     """Base of every method's params: by name, no unknown key, no coercion
     (a "1" is not an id)"""
     model_config = ConfigDict(extra='forbid', strict=True)
+
+    @field_validator('*', mode='after')
+    @classmethod
+    def _no_nul(cls, value):
+        # PostgreSQL refuses NUL in text: an invalid param, not an error of
+        # the database
+        if contains_nul(value):
+            raise PydanticCustomError(
+                'string_nul', "String should not contain NUL characters")
+        return value
+
+
+def contains_nul(value):
+    if isinstance(value, str):
+        return '\x00' in value
+    if isinstance(value, (list, tuple)):
+        return any(contains_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(contains_nul(v) for v in value.values())
+    return False
 
 
 class Result(BaseModel):
