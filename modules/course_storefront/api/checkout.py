@@ -96,9 +96,26 @@ def selected_items(call):
     return items
 
 
-def checkout_options(params):
+def own_grants(call, ids):
+    """Refuse a grant that is not the student's as one that does not exist:
+    the checkout's "not yours" names the grant's code, and a printed code
+    nobody redeemed yet would be read by trying ids"""
+    Grant = Pool().get('course.coupon.grant')
+    own = {g.id for g in Grant.search([
+                ('id', 'in', list(ids)),
+                ('party', '=', call.party.id),
+                ('company', '=', call.company.id),
+                ])}
+    for grant_id in ids:
+        if grant_id not in own:
+            raise refused('coupon.not_found', gettext(
+                    'course_coupon.msg_checkout_grant_unknown', id=grant_id))
+
+
+def checkout_options(call, params):
     options = {}
     if params.coupons:
+        own_grants(call, params.coupons)
         options['grants'] = list(params.coupons)
     if params.credit:
         options['credit'] = params.credit
@@ -118,7 +135,7 @@ def preview(call, params):
     Order = Pool().get('course.order')
     currency = call.company.currency
     checkout = Order.checkout_preview(
-        call.party.id, selected_items(call), checkout_options(params))
+        call.party.id, selected_items(call), checkout_options(call, params))
     info = Order.checkout_preview_info(checkout)
     return {
         'lines': [{
@@ -155,7 +172,8 @@ def create(call, params):
     Order = Pool().get('course.order')
     items = selected_items(call)
     order = Order.checkout(
-        call.party.id, items, params.pay_method, checkout_options(params))
+        call.party.id, items, params.pay_method,
+        checkout_options(call, params))
     currency = call.company.currency
     if params.expect_payable is not None:
         expected = currency.round(Decimal(params.expect_payable))
