@@ -1,9 +1,12 @@
 "order.*: the student's orders (another student's are not found)"
 from decimal import Decimal
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import StringConstraints
 
 from trytond.i18n import gettext
 from trytond.modules.course.tools import lock_rows, now
+from trytond.modules.course_payment.refund import REASON_SIZE
 from trytond.pool import Pool
 
 from ..errors import not_found, refused
@@ -68,7 +71,7 @@ class NumberParams(Params):
 
 class RefundRequestParams(Params):
     number: OrderNumber
-    reason: str
+    reason: Annotated[str, StringConstraints(max_length=REASON_SIZE)]
 
 
 class RefundRequestResult(Result):
