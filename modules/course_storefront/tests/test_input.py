@@ -54,6 +54,16 @@ def snapshot():
     return run_transaction(read)
 
 
+def without_timeouts(value):
+    "The value without the orders' timeout_seconds (they count down)"
+    if isinstance(value, dict):
+        return {k: without_timeouts(v) for k, v in value.items()
+            if k != 'timeout_seconds'}
+    if isinstance(value, list):
+        return [without_timeouts(v) for v in value]
+    return value
+
+
 def methods():
     from trytond.modules.course_storefront.api import METHODS
     return sorted(METHODS.items())
@@ -159,10 +169,10 @@ class InputTestMixin(StorefrontTestMixin):
 
     def state_of(self, client):
         "What the student sees of their own data"
-        return [client.call(m, p) for m, p in [
-                ('cart.get', None), ('order.list', {}),
-                ('coupon.mine', {}), ('enrollment.list', None),
-                ('account.me', None)]]
+        return without_timeouts([client.call(m, p) for m, p in [
+                    ('cart.get', None), ('order.list', {}),
+                    ('coupon.mine', {}), ('enrollment.list', None),
+                    ('account.me', None)]])
 
     def assertWellFormed(self, status, answer, id_=None):
         "A JSON-RPC error answer, no traceback; its error returned"
@@ -219,6 +229,18 @@ class BadParamsTestCase(InputTestMixin, unittest.TestCase):
         self.assertGreater(count, 300)
         self.assertEqual(snapshot(), before)
         self.assertEqual(self.state_of(client), seen)
+
+    def test_strings_bounded(self):
+        "Every string param has a maximum length (or an enum, a pattern)"
+        for name, method in methods():
+            for field, (schema, _) in field_schemas(method).items():
+                for option in alternatives(schema):
+                    if option.get('type') != 'string':
+                        continue
+                    with self.subTest(method=name, field=field):
+                        self.assertTrue(
+                            {'maxLength', 'enum', 'pattern'} & set(option),
+                            option)
 
     def test_missing_and_unknown(self):
         "Missing required keys and unknown keys are named in data.errors"
@@ -490,6 +512,32 @@ class TransportTestCase(InputTestMixin, unittest.TestCase):
                 self.assertEqual((status, answer), (204, None))
         self.assertEqual(snapshot(), before)
         self.assertEqual(client.call('cart.get'), cart)
+
+    def test_headers(self):
+        "Odd Accept-Language and Authorization headers: no internal error"
+        client = self.student()
+        token = client.token
+        before = snapshot()
+        call = {'jsonrpc': '2.0', 'method': 'cart.get', 'id': 1}
+        for language in ['zh-CN;q=abc', 'x' * 10000, '*;q=nan',
+                'en;q=1e999, zh;q=-1', ';;;,,,', 'zh_CN', '']:
+            with self.subTest(language=language):
+                status, answer = self.post(
+                    client, call, **{'Accept-Language': language})
+                self.assertEqual(status, 200)
+                self.assertIn('result', answer)
+        for header in ['Basic dXNlcjpwYXNz', 'Session abc', 'Bearer',
+                'Bearer ' + ' ' * 50, f'Token {token}', f'{token}',
+                'Bearer ' + 'é' * 50, f'Bearer {token} x']:
+            with self.subTest(header=header):
+                client.token = None
+                self.assertError(client, call, -32001, 'auth.required', 1,
+                    Authorization=header)
+        client.token = None
+        status, answer = self.post(
+            client, call, Authorization=f'bearer   {token}  ')
+        self.assertIn('result', answer)
+        self.assertEqual(snapshot(), before)
 
     def test_content_type_and_size(self):
         """The body is read as JSON whatever the Content-Type says; a body

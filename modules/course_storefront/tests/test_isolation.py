@@ -8,7 +8,7 @@ from trytond.modules.course.tests.tools import run_transaction
 from trytond.pool import Pool
 
 from .test_auth import REDIS_URL, redis_available
-from .test_input import snapshot
+from .test_input import snapshot, without_timeouts
 from .tools import (
     StorefrontClient, StorefrontError, StorefrontTestMixin, clear_redis,
     unset_config)
@@ -102,10 +102,10 @@ class IsolationTestCase(StorefrontTestMixin, unittest.TestCase):
 
     def state(self, client):
         "What a student sees of their own data"
-        return {m: client.call(m, p) for m, p in [
-                ('cart.get', None), ('order.list', {'size': 50}),
-                ('coupon.mine', {}), ('enrollment.list', None),
-                ('account.me', None), ('coupon.claimable', None)]}
+        return without_timeouts({m: client.call(m, p) for m, p in [
+                    ('cart.get', None), ('order.list', {'size': 50}),
+                    ('coupon.mine', {}), ('enrollment.list', None),
+                    ('account.me', None), ('coupon.claimable', None)]})
 
     def setUp(self):
         super().setUp()
