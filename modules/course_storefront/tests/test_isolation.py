@@ -170,6 +170,14 @@ class IsolationTestCase(StorefrontTestMixin, unittest.TestCase):
                         other.message.replace(missing, '#'))
                     self.assertNotIn("B", error.message.replace(
                             number, '#'))
+        # Spaces, another case or LIKE wildcards find nothing more
+        number = self.b_orders[0]
+        for variant in [f'  {number} ', number.lower(), number + '%', '%',
+                '_' * len(number), number[:-1] + '_', number + '\n']:
+            with self.subTest(variant=variant):
+                error = self.error(self.a, 'order.get', {'number': variant})
+                self.assertEqual(
+                    (error.code, error.type), (-32004, 'not_found'))
         for state in [None, 'unpaid', 'paid']:
             orders = self.a.call('order.list', {'state': state, 'size': 50})
             self.assertEqual((orders['total'], orders['items']), (0, []))
@@ -223,6 +231,21 @@ class IsolationTestCase(StorefrontTestMixin, unittest.TestCase):
         grant = run_transaction(lambda: Pool().get('course.coupon.grant')(
                 self.code_grant).party)
         self.assertIsNone(grant)
+
+    def test_redeem_others_code(self):
+        "The code of B's grant does not make it A's"
+        codes = run_transaction(lambda: [
+                Pool().get('course.coupon.grant')(g).code
+                for g in self.b_grants])
+        for code in codes:
+            with self.subTest(code=code):
+                self.assertTrue(code)
+                error = self.error(self.a, 'coupon.redeem', {'code': code})
+                self.assertEqual(error.code, -32010)
+                self.assertIn(error.type,
+                    {'coupon.code_invalid', 'coupon.code_taken'})
+        self.assertEqual(self.a.call('coupon.mine', {}), [])
+        self.assertEqual(self.state(self.b), self.b_before)
 
     def test_cart(self):
         "A's cart calls never reach B's cart"
