@@ -9,8 +9,8 @@
 
 1. installs the sao web client (npm tryton-sao) into var/sao/package;
 2. creates the SQLite database course_demo in var/demo/ (trytond-admin
-   --all, then every project module activated) or, when it exists, updates
-   it (trytond-admin --all);
+   --all, then every project module activated and the Chinese translations
+   loaded) or, when it exists, updates it (trytond-admin --all -l zh_CN);
 3. loads the demo data that is not already there (scripts/demo_data/);
 4. runs trytond and trytond-cron until Ctrl-C or SIGTERM.
 
@@ -226,12 +226,15 @@ def build_database(var, config, db_path, rebuild, env=None):
                 env=dict(os.environ, TRYTONPASSFILE=passfile))
         finally:
             os.remove(passfile)
+        # -l zh_CN: the Chinese of the clients and of the storefront's
+        # messages (translations are read from the database)
         trytond_admin(
-            var, config, '-u', *modules, '--activate-dependencies')
+            var, config, '-u', *modules, '--activate-dependencies',
+            '-l', 'zh_CN')
     else:
         log(f"Updating the database {DATABASE} in {db_file}")
         missing = [m for m in modules if m not in activated]
-        args = ['--all']
+        args = ['--all', '-l', 'zh_CN']
         if missing:
             args += ['-u', *missing, '--activate-dependencies']
         trytond_admin(var, config, *args)

@@ -178,6 +178,21 @@ def lookup():
 
 # --- The walk ----------------------------------------------------------
 
+def check_result(method, result):
+    "Stop when a result is not what its method declares"
+    from pydantic import TypeAdapter, ValidationError
+
+    from trytond.modules.course_storefront.api.registry import METHODS
+    declared = METHODS[method].result
+    if declared is None:
+        return
+    try:
+        TypeAdapter(declared).validate_python(result)
+    except ValidationError as error:
+        raise SystemExit(f"{method}: the result is not its declared one: "
+            f"{error}")
+
+
 class Recorder:
     "The example of each method: its request and the answer"
 
@@ -204,6 +219,7 @@ class Recorder:
         answer = self.call(client, method, params, document)
         if 'error' in answer:
             raise SystemExit(f"{method} failed in the walk: {answer}")
+        check_result(method, answer['result'])
         return answer['result']
 
     def error(self, client, method, params, type_, title=None):
@@ -492,9 +508,9 @@ def abridge(method, response):
 
 
 def error_rows(declared):
-    from trytond.modules.course_storefront.api.discover import errors_of
-    return [f"- ``{e['data']['type']}`` ({e['code']})"
-        for e in errors_of(declared)]
+    from trytond.modules.course_storefront.api.discover import error_types
+    return [f"- ``{type_}`` ({code})"
+        for code, type_ in error_types(declared)]
 
 
 def heading(text, char):

@@ -150,6 +150,13 @@ class DemoTestCase(unittest.TestCase):
         self.assertEqual(me['credit_balance'], 500)
         self.assertEqual(me['wallet_balance'], '2000.00')
         self.assertTrue(client.call('coupon.mine', {'state': 'available'}))
+        # The demo loads the Chinese translations: a refusal in zh_CN
+        chinese = StorefrontClient(
+            DATABASE, base_url=f'http://localhost:{port}', language='zh_CN')
+        answer = chinese.raw('auth.login', {
+                'email': email, 'password': 'not-the-password'})
+        self.assertEqual(answer['error']['data']['type'], 'auth.invalid')
+        self.assertRegex(answer['error']['message'], '[\u4e00-\u9fff]')
 
     def pay_with_alipay(self, port):
         """The demo's unpaid Alipay order, paid on the fake gateway's

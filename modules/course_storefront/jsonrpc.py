@@ -219,6 +219,11 @@ class Dispatcher:
                     for func in call.after_response:
                         func()
                     return result
+            except backend.DatabaseOperationalError:
+                # The locks a restarted call takes first are taken as its
+                # transaction starts, retried there: not had, it is busy
+                raise StorefrontError(
+                    errors.BUSINESS_RULE, 'busy', self.message('busy'))
             finally:
                 MESSAGES.reset(messages)
 

@@ -81,8 +81,10 @@ class CreatedResult(Result):
 
 CHECKOUT_ERRORS = [
     'cart.unavailable', 'cart.nothing_selected', 'cart.course_owned',
-    'cart.course_pending', 'coupon.not_found', 'coupon.not_applicable',
-    'coupon.not_available', 'coupon.expired', 'coupon.stacking',
+    'cart.course_pending', 'cart.course_unavailable',
+    'cart.option_unavailable', 'coupon.not_found', 'coupon.not_applicable',
+    'coupon.not_available', 'coupon.expired', 'coupon.not_yet_valid',
+    'coupon.twice', 'coupon.stacking', 'checkout.discounts_not_combinable',
     'credit.over_limit', 'credit.inexact']
 
 
@@ -163,7 +165,8 @@ def preview(call, params):
 @method('order.create', CreateParams, CreatedResult,
     errors=CHECKOUT_ERRORS + [
         'order.payable_changed', 'checkout.pay_method_unknown',
-        'wallet.balance_short', 'busy'])
+        'checkout.not_free', 'credit.balance_short', 'wallet.balance_short',
+        'payment.provider_missing', 'payment.provider_error'])
 def create(call, params):
     """Order the selected cart items with these coupons and points; they
     leave the cart once the order is committed.  With expect_payable (what

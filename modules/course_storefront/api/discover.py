@@ -40,20 +40,36 @@ def params_of(declared, schemas):
             } for name, property_ in schema.get('properties', {}).items()]
 
 
-def errors_of(declared):
+def error_types(declared):
+    """[(code, data.type)] of what the method may answer beside its result:
+    the transport's, auth.required when it needs a token, busy when it
+    writes (a lock not had after the retries) and its own"""
     pairs = list(TRANSPORT_ERRORS)
     if declared.auth:
         pairs += AUTH_ERRORS
-    pairs += [(ERROR_CODES.get(t, errors.BUSINESS_RULE), t)
-        for t in declared.errors]
+    types = list(declared.errors)
+    if not declared.readonly:
+        types.append('busy')
+    pairs += [(ERROR_CODES.get(t, errors.BUSINESS_RULE), t) for t in types]
     seen, result = set(), []
     for code, type_ in pairs:
-        if type_ in seen:
-            continue
-        seen.add(type_)
-        result.append({
-                'code': code, 'message': type_, 'data': {'type': type_}})
+        if type_ not in seen:
+            seen.add(type_)
+            result.append((code, type_))
     return result
+
+
+def errors_of(declared):
+    """The OpenRPC errors of the method: one per code (the spec wants them
+    unique), its data.type slugs listed in data.types"""
+    by_code = {}
+    for code, type_ in error_types(declared):
+        by_code.setdefault(code, []).append(type_)
+    return [{
+            'code': code,
+            'message': errors.CODES[code],
+            'data': {'types': types},
+            } for code, types in by_code.items()]
 
 
 def document():
@@ -86,7 +102,7 @@ def document():
                 "offset. Errors carry data.type, a stable slug."),
             },
         'servers': [{'name': 'storefront', 'url': '/{database}/storefront',
-                'variables': {'database': {'default': 'demo'}}}],
+                'variables': {'database': {'default': 'course_demo'}}}],
         'methods': methods,
         'components': {'schemas': schemas},
         }

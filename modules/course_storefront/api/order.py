@@ -194,7 +194,8 @@ def cancel(call, params):
 
 @method('order.pay', NumberParams, Union[PayResult, OrderResult],
     errors=['not_found', 'order.not_unpaid', 'order.pay_method',
-        'wallet.balance_short', 'payment.provider_error'])
+        'wallet.balance_short', 'payment.provider_missing',
+        'payment.provider_error'])
 def pay(call, params):
     """Pay an unpaid order again: the provider's page ({url}) or, for the
     wallet, the order paid at once"""

@@ -117,3 +117,24 @@ class OpenRPCTestCase(StorefrontTestMixin, unittest.TestCase):
             'enrollment.list': set(), 'rpc.discover': set(),
             }
         self.assertEqual(params, expected)
+
+    def test_errors(self):
+        """Each method's errors have unique codes (OpenRPC's rule), and
+        every documented slug of the business modules is declared by some
+        method"""
+        from trytond.modules.course_storefront.slugs import SLUGS
+        document = self.client().call('rpc.discover')
+        declared = set()
+        for method in document['methods']:
+            codes = [e['code'] for e in method['errors']]
+            self.assertEqual(len(codes), len(set(codes)), method['name'])
+            for error in method['errors']:
+                declared.update(error['data']['types'])
+        self.assertEqual(set(SLUGS.values()) - declared, set())
+        by_name = {m['name']: m for m in document['methods']}
+        types = {t for e in by_name['order.create']['errors']
+            for t in e['data']['types']}
+        self.assertTrue({'busy', 'order.payable_changed'} <= types)
+        types = {t for e in by_name['cart.get']['errors']
+            for t in e['data']['types']}
+        self.assertNotIn('busy', types)
