@@ -61,7 +61,7 @@ class StorefrontDocTestCase(unittest.TestCase):
     def test_index_links(self):
         "The module's doc links the reference"
         with open(os.path.join(DOC, 'index.rst'), encoding='utf-8') as fp:
-            self.assertIn('api', fp.read())
+            self.assertIn(':doc:`api`', fp.read())
 
 
 @sqlite_only
