@@ -102,7 +102,8 @@ class Client:
         request = urllib.request.Request(
             url + path, data=data, headers=headers, method='POST')
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            # Longer than the servers' wait for a database connection (30 s)
+            with urllib.request.urlopen(request, timeout=90) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
@@ -275,8 +276,13 @@ class Traffic:
         params = answer['notify']
         fate = self.random.random()
         if fate < 0.6:
-            student.client.notify(params)
+            self.deliver(student, params)
         if fate > 0.3:
+            self.notifies.append((student, params))
+
+    def deliver(self, student, params):
+        "Post a notify; kept to post again unless answered success"
+        if student.client.notify(params) != 'success':
             self.notifies.append((student, params))
 
     def op_notify(self, student):
@@ -284,7 +290,7 @@ class Traffic:
         if self.notifies:
             index = self.random.randrange(len(self.notifies))
             owner, params = self.notifies.pop(index)
-            owner.client.notify(params)
+            self.deliver(owner, params)
 
     def op_cancel(self, student):
         if student.orders:
@@ -330,11 +336,17 @@ class Traffic:
             except Exception as error:
                 self.counts[f'client error {type(error).__name__}'] += 1
         # The notifies still held are delivered, as Alipay retries them
-        for owner, params in self.notifies:
-            try:
-                owner.client.notify(params)
-            except Unreachable:
-                self.counts['unreachable'] += 1
+        for _ in range(5):
+            notifies, self.notifies = self.notifies, []
+            for owner, params in notifies:
+                try:
+                    self.deliver(owner, params)
+                except Unreachable:
+                    self.counts['unreachable'] += 1
+            if not self.notifies:
+                break
+            time.sleep(2)
+        self.counts['notifies never answered success'] += len(self.notifies)
         return self.counts
 
 
@@ -713,6 +725,10 @@ class Options:
     stock = 5
     seed = None
     stop_redis = False
+    restart_postgresql = False
+    pg_down = 6.0  # seconds PostgreSQL stays down
+    postgresql = None  # the PostgreSQLCluster to restart
+    redis_server = None
 
     def __init__(self, **values):
         for key, value in values.items():
@@ -767,18 +783,19 @@ def run_soak(database, company, fake, options, redis_url, folder):
                 stdout=subprocess.PIPE, text=True))
         log(f"{options.clients} clients for {options.duration}s, "
             f"a server killed every {options.kill_every}s (seed {seed})")
-        faults = Faults(options, redis_url, counts)
+        faults = Faults(options, counts)
         deadline = time.monotonic() + options.duration
         next_kill = time.monotonic() + options.kill_every
         while time.monotonic() < deadline:
             time.sleep(0.2)
             faults.tick(time.monotonic() - started, servers)
-            if options.kill_every and time.monotonic() >= next_kill:
+            if (options.kill_every and time.monotonic() >= next_kill
+                    and not faults.postgresql_down):
                 servers.kill_and_restart(rand)
                 log(f"  kill {servers.kills} at "
                     f"{time.monotonic() - started:.0f}s, restarted")
                 next_kill = time.monotonic() + options.kill_every
-        faults.end()
+        faults.end(servers)
         for process in clients:
             out, _ = process.communicate(timeout=CALL_PATIENCE * 3)
             try:
@@ -801,59 +818,213 @@ def run_soak(database, company, fake, options, redis_url, folder):
 
 
 class Faults:
-    "Redis stopped for a while in the middle of the soak (--stop-redis)"
+    """Redis stopped from 20 % to 45 % of the soak (--stop-redis), the
+    soak's PostgreSQL stopped at 55 % for `pg_down` seconds then started
+    again (--restart-postgresql); each checked by a probe student"""
 
-    def __init__(self, options, redis_url, counts):
+    def __init__(self, options, counts):
         self.options = options
-        self.redis = options.redis_server if options.stop_redis else None
         self.counts = counts
-        self.state = 'before'
+        self.redis = options.redis_server if options.stop_redis else None
+        self.postgresql = options.postgresql if options.restart_postgresql \
+            else None
+        self.redis_state = self.pg_state = 'before'
+        self.pg_stopped = None
+        self.probe_token = None
+
+    @property
+    def postgresql_down(self):
+        "No server is killed meanwhile (it could not start)"
+        return self.pg_state == 'down'
 
     def tick(self, elapsed, servers):
-        if not self.redis:
-            return
-        third = self.options.duration / 3
-        if self.state == 'before' and elapsed > third:
+        share = elapsed / self.options.duration
+        if self.redis and self.redis_state == 'before' and share > 0.2:
+            self.probe_student(servers)
             self.redis.stop()
             log(f"  Redis stopped at {elapsed:.0f}s")
-            self.state = 'down'
-            self.check_down(servers)
-        elif self.state == 'down' and elapsed > 2 * third:
+            self.redis_state = 'down'
+            self.check_redis_down(servers)
+        elif self.redis and self.redis_state == 'down' and share > 0.45:
             self.redis.start()
             log(f"  Redis started again at {elapsed:.0f}s")
-            self.state = 'up'
-            self.check_up(servers)
+            self.redis_state = 'up'
+            self.check_redis_up(servers)
+        if (self.postgresql and self.pg_state == 'before'
+                and share > 0.55):
+            self.probe_student(servers)
+            self.postgresql.stop()
+            log(f"  PostgreSQL stopped at {elapsed:.0f}s")
+            self.pg_state = 'down'
+            self.pg_stopped = time.monotonic()
+            self.check_postgresql_down(servers)
+        elif (self.pg_state == 'down' and time.monotonic()
+                > self.pg_stopped + self.options.pg_down):
+            self.postgresql.start()
+            log(f"  PostgreSQL started again at {elapsed:.0f}s")
+            self.pg_state = 'up'
+            self.check_postgresql_up(servers)
 
-    def probe(self, servers):
-        "(cart answer, account answer) of a new student"
-        counts = Counter()
-        client = Client(servers.urls, servers.servers[0].database, counts)
+    def probe_student(self, servers):
+        "A student registered while everything runs, for the probes"
+        if self.probe_token:
+            return
+        client = Client(servers.urls, servers.servers[0].database, Counter())
         result = client.call('auth.register', {
-                'email': f'soak-redis-{uuid.uuid4().hex[:8]}@example.com',
-                'password': PASSWORD, 'name': "Redis probe"})
-        if result is None:
-            return counts, None
-        client.token = result['token']
-        client.call('cart.get')
-        client.call('account.me')
-        return counts, client
+                'email': f'soak-probe-{uuid.uuid4().hex[:8]}@example.com',
+                'password': PASSWORD, 'name': "Probe"})
+        self.probe_token = result and result['token']
 
-    def check_down(self, servers):
-        counts, _ = self.probe(servers)
-        ok = (counts['refused cart.unavailable'] == 1
-            and counts['ok account.me'] == 1)
-        self.counts['redis down: cart unavailable, rest works'
-            if ok else 'redis down: unexpected ' + json.dumps(counts)] += 1
+    def probe(self, servers, *methods):
+        """The raw answers of the probe student's calls, made at once:
+        [(status, answer)]"""
+        answers = [None] * len(methods)
 
-    def check_up(self, servers):
-        counts, _ = self.probe(servers)
-        ok = counts['ok cart.get'] == 1
-        self.counts['redis back: cart works'
-            if ok else 'redis back: unexpected ' + json.dumps(counts)] += 1
+        def call(i, method):
+            body = json.dumps({'jsonrpc': '2.0', 'method': method,
+                    'id': 1}).encode()
+            headers = {'Content-Type': 'application/json',
+                'Authorization': f'Bearer {self.probe_token}'}
+            client = Client(servers.urls, servers.servers[0].database,
+                Counter())
+            try:
+                status, data = client.send(
+                    f'/{client.database}/storefront', body, headers)
+            except Unreachable as error:
+                answers[i] = (None, str(error))
+                return
+            try:
+                answer = json.loads(data)
+            except ValueError:
+                answer = data[:200].decode('utf-8', 'replace')
+            answers[i] = (status, answer)
+        threads = [threading.Thread(target=call, args=(i, m))
+            for i, m in enumerate(methods)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return answers
 
-    def end(self):
-        if self.redis and self.state == 'down':
+    @staticmethod
+    def error_type(answer):
+        if isinstance(answer, dict) and 'error' in answer:
+            return (answer['error'].get('data') or {}).get('type')
+
+    def record(self, what, ok, answers):
+        key = f'{what}: ' + ('ok' if ok else 'unexpected ' + json.dumps(
+                answers, default=str)[:300])
+        self.counts[key] += 1
+        log(f"  {key}")
+
+    def check_redis_down(self, servers):
+        answers = self.probe(servers, 'cart.get', 'account.me')
+        (s1, cart), (s2, me) = answers
+        self.record('redis down, cart unavailable and the rest works',
+            s1 == s2 == 200 and self.error_type(cart) == 'cart.unavailable'
+            and isinstance(me, dict) and 'result' in me, answers)
+
+    def check_redis_up(self, servers):
+        answers = self.probe(servers, 'cart.get')
+        (status, cart), = answers
+        self.record('redis back, carts work',
+            status == 200 and isinstance(cart, dict) and 'result' in cart,
+            answers)
+
+    def check_postgresql_down(self, servers):
+        answers = self.probe(servers, 'catalog.directions', 'account.me',
+            'cart.get')
+        self.record('postgresql down, calls answer a JSON-RPC error',
+            all(status == 200 and self.error_type(answer)
+                for status, answer in answers), answers)
+
+    def check_postgresql_up(self, servers):
+        "Within 30 s of the start every probe call succeeds"
+        deadline = time.monotonic() + 30
+        while True:
+            answers = self.probe(servers, 'catalog.directions', 'account.me',
+                'cart.get')
+            ok = all(status == 200 and isinstance(answer, dict)
+                and 'result' in answer for status, answer in answers)
+            if ok or time.monotonic() > deadline:
+                break
+            self.counts['postgresql back, probe retried'] += 1
+            time.sleep(1)
+        self.record('postgresql back, calls succeed', ok, answers)
+
+    def end(self, servers):
+        "Whatever is still down started again, and checked"
+        if self.redis and self.redis_state == 'down':
             self.redis.start()
+            self.redis_state = 'up'
+            self.check_redis_up(servers)
+        if self.pg_state == 'down':
+            self.postgresql.start()
+            log("  PostgreSQL started again at the end")
+            self.pg_state = 'up'
+            self.check_postgresql_up(servers)
+        for fault, state in [(self.redis, self.redis_state),
+                (self.postgresql, self.pg_state)]:
+            if fault and state != 'up':
+                self.counts[f'{type(fault).__name__} fault: unexpected, '
+                    'the soak was too short to make it'] += 1
+
+
+class PostgreSQLCluster:
+    """A private PostgreSQL cluster on a free port (initdb, pg_ctl as the
+    user postgres: needs root), so a restart disturbs nobody else"""
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix='soak-pg-')
+        self.data = os.path.join(self.folder, 'data')
+        self.port = free_port()
+
+    @staticmethod
+    def unavailable():
+        "Why a private cluster cannot be made here (None: it can)"
+        import pwd
+        if os.geteuid() != 0:
+            return "not run as root"
+        for program in ['initdb', 'pg_ctl', 'runuser']:
+            if not shutil.which(program):
+                return f"no {program}"
+        try:
+            pwd.getpwnam('postgres')
+        except KeyError:
+            return "no user postgres"
+
+    @property
+    def uri(self):
+        return f'postgresql://postgres@127.0.0.1:{self.port}/'
+
+    def run(self, *args):
+        subprocess.run(['runuser', '-u', 'postgres', '--', *args],
+            check=True, stdout=subprocess.DEVNULL, cwd=self.folder)
+
+    def init(self):
+        import pwd
+        user = pwd.getpwnam('postgres')
+        os.chown(self.folder, user.pw_uid, user.pw_gid)
+        self.run('initdb', '-D', self.data, '-A', 'trust', '-U', 'postgres',
+            '--no-sync', '-E', 'UTF8')
+        self.start()
+        return self
+
+    def start(self):
+        self.run('pg_ctl', '-D', self.data, '-w', '-l',
+            os.path.join(self.folder, 'postgresql.log'), '-o',
+            f'-p {self.port} -k {self.folder} '
+            '-c listen_addresses=127.0.0.1 -c fsync=off', 'start')
+
+    def stop(self):
+        self.run('pg_ctl', '-D', self.data, '-w', '-m', 'fast', 'stop')
+
+    def destroy(self):
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class RedisServer:
@@ -903,7 +1074,10 @@ def report(counts, problems, elapsed):
         if k.startswith('refused ')}
     errors = {k: v for k, v in counts.items() if k.startswith((
                 'connection', 'http ', 'internal', 'not json', 'unreachable',
-                'client', 'expiry error', 'notify 5'))}
+                'client', 'expiry error', 'notify 5', 'notifies never'))}
+    others = sorted(k for k in counts if k.startswith((
+                'notify 200', 'expiry runs', 'orders expired', 'redis',
+                'gateway', 'postgresql', 'course.')))
     log(f"\nOperations: {operations} in {elapsed:.0f}s, "
         f"{ok} calls answered with a result")
     for key in sorted(k for k in counts if k.startswith('ok ')):
@@ -914,9 +1088,8 @@ def report(counts, problems, elapsed):
     log("Errors by type:")
     for key, value in sorted(errors.items()) or [('none', 0)]:
         log(f"  {key:<40} {value}")
-    for key in sorted(k for k in counts if k.startswith((
-                'notify', 'expiry runs', 'orders expired', 'redis',
-                'gateway', 'postgresql'))):
+    log("Notifies, expiry, faults and what the database holds:")
+    for key in others:
         log(f"  {key:<40} {counts[key]}")
     log(f"Kills survived: {counts.get('kills', 0)}")
     if problems:
@@ -937,15 +1110,15 @@ def report(counts, problems, elapsed):
 
 # ---- Standalone: a throw-away database ---------------------------------------
 
-def create_database(database, folder):
+def create_database(uri, database, folder):
     "Create and fill the database with trytond-admin (the venv's)"
     import psycopg
-    with psycopg.connect(PG_URI.rstrip('/') + '/postgres',
+    with psycopg.connect(uri.rstrip('/') + '/postgres',
             autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
     conf = os.path.join(folder, 'admin.conf')
     with open(conf, 'w') as fp:
-        fp.write(f'[database]\nuri = {PG_URI}\n')
+        fp.write(f'[database]\nuri = {uri}\n')
     passfile = os.path.join(folder, 'admin-pass')
     with open(passfile, 'w') as fp:
         fp.write('admin-soak\n')
@@ -961,9 +1134,9 @@ def create_database(database, folder):
             stderr=subprocess.STDOUT)
 
 
-def drop_database(database):
+def drop_database(uri, database):
     import psycopg
-    with psycopg.connect(PG_URI.rstrip('/') + '/postgres',
+    with psycopg.connect(uri.rstrip('/') + '/postgres',
             autocommit=True) as conn:
         conn.execute(
             'SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
@@ -999,6 +1172,8 @@ def soak(database, options, folder, company=None):
         elapsed = time.monotonic() - started
         problems = run_in(database, audit, fake,
             context={'company': company})
+        # A fault that did not behave as it should fails the soak too
+        problems += [k for k in counts if ': unexpected' in k]
         counts.update(run_in(database, figures,
                 context={'company': company}))
         summary = report(counts, problems, elapsed)
@@ -1046,6 +1221,8 @@ def parse_args(argv=None):
         help="stop the soak's private redis-server for the middle third")
     parser.add_argument('--restart-postgresql', action='store_true',
         help="restart PostgreSQL during the soak (root only)")
+    parser.add_argument('--pg-down', type=float, default=Options.pg_down,
+        help="seconds PostgreSQL stays stopped (default %(default)s)")
     parser.add_argument('--keep', action='store_true',
         help="keep the database and the servers' logs")
     parser.add_argument('--client', help=argparse.SUPPRESS)
@@ -1060,18 +1237,34 @@ def main():
     from bootstrap import ensure_venv
     ensure_venv()
     sys.path.insert(0, ROOT)
-    from trytond.config import config
-    config.set('database', 'uri', PG_URI)
+    options = Options(**{k: getattr(args, k) for k in [
+                'duration', 'kill_every', 'servers', 'clients', 'students',
+                'order_timeout', 'stock', 'seed', 'stop_redis',
+                'restart_postgresql', 'pg_down']})
+    uri = PG_URI
+    if args.restart_postgresql:
+        if reason := PostgreSQLCluster.unavailable():
+            log(f"--restart-postgresql skipped: {reason}")
+            options.restart_postgresql = False
+        else:
+            options.postgresql = PostgreSQLCluster().init()
+            uri = options.postgresql.uri
+            log(f"A private PostgreSQL for the restart at {uri}")
+    from trytond import config
+    config.set('database', 'uri', uri)
     config.set('database', 'retry', '20')
     database = f'soak_{os.getpid()}_{int(time.time())}'
     folder = tempfile.mkdtemp(prefix='soak-')
-    options = Options(**{k: getattr(args, k) for k in [
-                'duration', 'kill_every', 'servers', 'clients', 'students',
-                'order_timeout', 'stock', 'seed', 'stop_redis']})
-    if args.restart_postgresql:
-        log("--restart-postgresql: see restart_postgresql below")
-    log(f"Creating {database} on {PG_URI} (trytond-admin, about a minute)")
-    create_database(database, folder)
+    log(f"Creating {database} on {uri} (trytond-admin, about a minute)")
+    try:
+        create_database(uri, database, folder)
+        return soak_database(database, options, folder, args.keep, uri)
+    finally:
+        if options.postgresql and not args.keep:
+            options.postgresql.destroy()
+
+
+def soak_database(database, options, folder, keep, uri):
     from trytond.pool import Pool
     Pool(database).init()
     try:
@@ -1082,10 +1275,10 @@ def main():
         Pool.stop(database)
         from trytond import backend
         backend.Database(database).close()
-        if args.keep:
+        if keep:
             log(f"Kept the database {database} and the logs in {folder}")
         else:
-            drop_database(database)
+            drop_database(uri, database)
             shutil.rmtree(folder, ignore_errors=True)
     return 1 if problems else 0
 

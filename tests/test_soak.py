@@ -71,6 +71,7 @@ class SoakTestCase(CommittedTestMixin, unittest.TestCase):
             self.assertGreater(counts[f'ok {method}'], 0, method)
         self.assertGreater(counts['course.order paid'], 0)
         self.assertGreater(counts['notify 200 success'], 0)
+        self.assertEqual(counts['notifies never answered success'], 0)
         self.assertGreater(counts['expiry runs'], 0)
         # The scarce coupons ran out
         self.assertGreater(counts['refused coupon.sold_out'], 0)
