@@ -390,7 +390,9 @@ def soak_gateway():
 
 class Servers:
     """The trytond processes of the soak on fixed ports: start, SIGKILL,
-    restart (the tests' TrytondServer, a fresh log per start)"""
+    restart (the tests' TrytondServer, a fresh log per start).  What the
+    soak needs of a cluster helper: urls, start_all, kill_and_restart,
+    stop_all, tails, kills."""
 
     def __init__(self, database, count, sections, folder):
         from trytond.modules.course_storefront.tests.server import (
@@ -1147,7 +1149,6 @@ def drop_database(uri, database):
 def soak(database, options, folder, company=None):
     """The whole soak on database (filled with MODULES): data, traffic,
     audit; return (counts, problems, summary)"""
-    from trytond.transaction import Transaction  # noqa: F401
     redis_server = None
     fake = soak_gateway().start()
     redis_url = None
