@@ -1263,6 +1263,10 @@ def main():
     finally:
         if options.postgresql and not args.keep:
             options.postgresql.destroy()
+        elif options.postgresql:
+            log(f"The private PostgreSQL keeps running at {uri}: stop it "
+                f"with runuser -u postgres -- pg_ctl -D "
+                f"{options.postgresql.data} stop")
 
 
 def soak_database(database, options, folder, keep, uri):
