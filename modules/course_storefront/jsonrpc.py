@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 MESSAGES = ContextVar('course_storefront_messages', default=None)
 
 LANGUAGES = ('en', 'zh_CN')
+# The answer when the database cannot be reached (stopped, restarting):
+# its messages cannot be read then, so the texts are here
+UNAVAILABLE = {
+    'en': "The service is unavailable for a moment; try again shortly.",
+    'zh_CN': "服务暂时不可用，请稍后再试。",
+    }
 MAX_BATCH = 50
 MAX_ID_LENGTH = 100
 
@@ -135,13 +141,33 @@ class Dispatcher:
             return None if notification else answer_error(id_, error)
         except Exception:
             logger.exception("storefront %s failed", payload['method'])
-            error = StorefrontError(
-                errors.INTERNAL_ERROR, 'internal',
-                self.message('internal'))
+            try:
+                error = StorefrontError(
+                    errors.INTERNAL_ERROR, 'internal',
+                    self.message('internal'))
+            except backend.DatabaseOperationalError:
+                error = self.unavailable()
             return None if notification else answer_error(id_, error)
         if notification:
             return None
         return {'jsonrpc': '2.0', 'result': result, 'id': id_}
+
+    def unavailable(self):
+        "The error of a call when the database cannot be reached"
+        return StorefrontError(
+            errors.INTERNAL_ERROR, 'unavailable',
+            UNAVAILABLE.get(self.language, UNAVAILABLE['en']))
+
+    def busy(self, in_transaction=True):
+        """The error of a call that could not have its locks (its message
+        read in the call's transaction or in one of its own)"""
+        try:
+            text = (gettext('course_storefront.msg_busy') if in_transaction
+                else self.message('busy'))
+        except backend.DatabaseOperationalError:
+            # The connection was lost, not a lock
+            return self.unavailable()
+        return StorefrontError(errors.BUSINESS_RULE, 'busy', text)
 
     def run(self, name, raw):
         method = METHODS.get(name)
@@ -192,10 +218,23 @@ class Dispatcher:
                 language=self.language, token=self.token)
             messages = MESSAGES.set([])
             try:
-                with Transaction().start(
+                try:
+                    transaction = Transaction().start(
                         self.pool.database_name, 0,
                         readonly=method.readonly, context=self.context(),
-                        **extras) as transaction:
+                        **extras)
+                except backend.DatabaseOperationalError as error:
+                    if lock_not_available(error):
+                        # The locks to take first are held by others
+                        if count < retry and not method.readonly:
+                            count += 1
+                            continue
+                        raise self.busy(in_transaction=False) from error
+                    # No connection: the database is down or restarting
+                    logger.warning(
+                        "storefront: database unreachable: %s", error)
+                    raise self.unavailable() from error
+                with transaction:
                     try:
                         result = self.execute(method, call, params)
                     except TransactionError as error:
@@ -209,9 +248,7 @@ class Dispatcher:
                         if count < retry and not method.readonly:
                             count += 1
                             continue
-                        raise StorefrontError(
-                            errors.BUSINESS_RULE, 'busy',
-                            gettext('course_storefront.msg_busy'))
+                        raise self.busy()
                     except (UserError, UserWarning) as error:
                         transaction.rollback()
                         raise self.refusal(error) from error
@@ -245,6 +282,12 @@ class Dispatcher:
                 break
         code, type_ = slug_of(message_id, error)
         return StorefrontError(code, type_, message)
+
+
+def lock_not_available(error):
+    "Whether a database error is a NOWAIT lock held by another transaction"
+    # PostgreSQL's lock_not_available; SQLite does not lock rows or tables
+    return getattr(error, 'sqlstate', None) == '55P03'
 
 
 def answer_error(id_, error):

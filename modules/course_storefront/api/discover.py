@@ -10,6 +10,7 @@ REF = '#/components/schemas/{model}'
 TRANSPORT_ERRORS = [
     (errors.INVALID_PARAMS, 'params.invalid'),
     (errors.INTERNAL_ERROR, 'internal'),
+    (errors.INTERNAL_ERROR, 'unavailable'),
     ]
 AUTH_ERRORS = [(errors.NOT_AUTHENTICATED, 'auth.required')]
 ERROR_CODES = {
