@@ -237,6 +237,9 @@ class Dispatcher:
                 with transaction:
                     try:
                         result = self.execute(method, call, params)
+                        # In the try: a serialization failure at commit is
+                        # retried like one before it
+                        transaction.commit()
                     except TransactionError as error:
                         transaction.rollback()
                         transaction.tasks.clear()
@@ -252,15 +255,9 @@ class Dispatcher:
                     except (UserError, UserWarning) as error:
                         transaction.rollback()
                         raise self.refusal(error) from error
-                    transaction.commit()
                     for func in call.after_response:
                         func()
                     return result
-            except backend.DatabaseOperationalError:
-                # The locks a restarted call takes first are taken as its
-                # transaction starts, retried there: not had, it is busy
-                raise StorefrontError(
-                    errors.BUSINESS_RULE, 'busy', self.message('busy'))
             finally:
                 MESSAGES.reset(messages)
 
