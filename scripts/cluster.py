@@ -321,18 +321,26 @@ class Cluster:
                     + tail(process.log_path))
             time.sleep(0.2)
 
-    def kill(self, i, signum=signal.SIGKILL):
-        "Kill trytond i (SIGKILL by default) and wait for its end"
-        server = self.servers[i]
-        server.signal(signum)
-        server.wait(STOP_TIMEOUT)
+    def target(self, which):
+        "The process of which: an index of servers or a name"
+        if isinstance(which, int):
+            return self.servers[which]
+        return self.process(which)
 
-    def restart(self, i, timeout=START_TIMEOUT):
-        "Start trytond i again on its port (stopped first if running)"
-        server = self.servers[i]
-        if server.alive():
-            self.stop_process(server)
-        self.start_process(server, timeout)
+    def kill(self, which, signum=signal.SIGKILL):
+        """Kill trytond which (an index; or a process's name) with SIGKILL
+        by default and wait for its end"""
+        process = self.target(which)
+        process.signal(signum)
+        process.wait(STOP_TIMEOUT)
+
+    def restart(self, which, timeout=START_TIMEOUT):
+        """Start trytond which (an index; or a process's name) again, on
+        the same port (stopped first if running)"""
+        process = self.target(which)
+        if process.alive():
+            self.stop_process(process)
+        self.start_process(process, timeout)
 
     def stop_process(self, process):
         "SIGTERM, then SIGKILL what is left after STOP_TIMEOUT"
