@@ -30,6 +30,7 @@ from decimal import Decimal
 
 from trytond import backend
 from trytond.config import config
+from trytond.modules.course.tools import now
 from trytond.modules.course_storefront.tests.server import run_in
 from trytond.modules.course_storefront.tests.tools import (
     StorefrontClient, StorefrontError, StorefrontTestMixin, clear_redis)
@@ -74,9 +75,7 @@ class ClusterTestCase(StorefrontTestMixin, unittest.TestCase):
             if CI:
                 raise RuntimeError(f"Redis is not running at {REDIS_URL}")
             raise unittest.SkipTest(f"Redis is not running at {REDIS_URL}")
-        t0 = time.monotonic()
         super().setUpClass()
-        sys.stderr.write(f"TIMING db {time.monotonic() - t0:.1f}s\n")
         from trytond.tests.test_tryton import DB_NAME
         cls.database = DB_NAME
         cls.folder = tempfile.mkdtemp(prefix='course-cluster-')
@@ -94,7 +93,6 @@ class ClusterTestCase(StorefrontTestMixin, unittest.TestCase):
             super().tearDownClass()
             raise
         cls.url_a, cls.url_b = cls.cluster.urls
-        sys.stderr.write(f"TIMING cluster {time.monotonic() - t0:.1f}s\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -134,13 +132,6 @@ class ClusterTestCase(StorefrontTestMixin, unittest.TestCase):
         return outcome
 
     # ---- helpers ------------------------------------------------------------
-
-    def setUp(self):
-        super().setUp()
-        self._t0 = time.monotonic()
-        sys.stderr.write(f"TIMING start {self.id()} {time.time():.1f}\n")
-        self.addCleanup(lambda: sys.stderr.write(
-                f"TIMING {self.id()} {time.monotonic() - self._t0:.1f}s\n"))
 
     def client(self, url, token=None):
         client = StorefrontClient(self.database, base_url=url)
@@ -278,7 +269,7 @@ class ClusterTestCase(StorefrontTestMixin, unittest.TestCase):
         def make_overdue_and_due():
             Order = Pool().get('course.order')
             Cron = Pool().get('ir.cron')
-            past = dt.datetime.now() - dt.timedelta(hours=1)
+            past = now() - dt.timedelta(hours=1)
             table = Order.__table__()
             Transaction().connection.cursor().execute(*table.update(
                     [table.pay_deadline], [past],
@@ -286,7 +277,7 @@ class ClusterTestCase(StorefrontTestMixin, unittest.TestCase):
             cron, = Cron.search([
                     ('method', '=', 'course.order|expire_overdue')])
             Cron.write([cron], {
-                    'next_call': dt.datetime.now() - dt.timedelta(seconds=1),
+                    'next_call': now() - dt.timedelta(seconds=1),
                     })
         self.on_database(make_overdue_and_due)
 
