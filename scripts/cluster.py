@@ -6,6 +6,7 @@ database and one Redis.
     python3 scripts/cluster.py start                  # 2 processes, new database
     python3 scripts/cluster.py start -n 4 --demo      # 4 processes, demo data
     python3 scripts/cluster.py start --database course  # an existing database
+    python3 scripts/cluster.py start --name shop      # create the database shop
     python3 scripts/cluster.py status
     python3 scripts/cluster.py stop [--drop]          # --drop: the database it created
 
@@ -154,11 +155,12 @@ def alive(pid):
         return False
 
 
-def started_by(pid, config_path):
-    "Is pid still the process started with config_path (not a reused pid)"
+def started_by(pid, command):
+    "Is pid still the process started with command (not a reused pid)"
     try:
         with open(f'/proc/{pid}/cmdline', 'rb') as fp:
-            return config_path.encode() in fp.read()
+            return fp.read().rstrip(b'\0').split(b'\0') == [
+                part.encode() for part in command]
     except OSError:
         return False
 
@@ -242,7 +244,8 @@ class Cluster:
     servers are the trytond processes (index i of kill/restart)"""
 
     def __init__(self, database, folder, config_path, processes,
-            created=False, postgresql=None):
+            created=False, postgresql=None, redis_url=None):
+        self.redis_url = redis_url
         self.database = database
         self.folder = folder
         self.config_path = config_path
@@ -269,7 +272,7 @@ class Cluster:
         state = {
             'database': self.database, 'folder': self.folder,
             'config': self.config_path, 'created': self.created,
-            'postgresql': self.postgresql,
+            'postgresql': self.postgresql, 'redis': self.redis_url,
             'processes': [p.state() for p in self.processes],
             }
         tmp = self.state_path + '.tmp'
@@ -285,7 +288,8 @@ class Cluster:
         processes = [Process(p['name'], p['command'], p['port'], p['pid'],
                 p.get('env')) for p in state['processes']]
         return cls(state['database'], state['folder'], state['config'],
-            processes, state.get('created', False), state.get('postgresql'))
+            processes, state.get('created', False), state.get('postgresql'),
+            state.get('redis'))
 
     def command(self, script, *args):
         return [sys.executable, bin_path(script), '-c', self.config_path,
@@ -347,7 +351,7 @@ class Cluster:
         if process.pid is None:
             return
         if process.popen is None and not started_by(
-                process.pid, self.config_path):
+                process.pid, process.command):
             return  # ended long ago: the pid may be another's now
         process.signal(signal.SIGTERM)
         if not process.wait(STOP_TIMEOUT):
@@ -363,6 +367,8 @@ class Cluster:
             self.stop_process(process)
         if drop and self.created:
             drop_database(self.postgresql, self.database)
+            if self.redis_url:
+                forget_redis_keys(self.redis_url, self.database)
         if os.path.exists(self.state_path):
             os.remove(self.state_path)
 
@@ -370,7 +376,7 @@ class Cluster:
         "[(name, pid, url, alive)]"
         return [(p.name, p.pid, p.url,
                 p.alive() and (p.popen is not None
-                    or started_by(p.pid, self.config_path)))
+                    or started_by(p.pid, p.command)))
             for p in self.processes]
 
 
@@ -410,6 +416,15 @@ def drop_database(postgresql, database):
     with connect(postgresql) as conn:
         conn.execute(sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)'
                 ).format(sql.Identifier(database)))
+
+
+def forget_redis_keys(redis_url, database):
+    "Delete the database's keys of our modules (carts, rate limits)"
+    import redis
+    server = redis.Redis.from_url(redis_url)
+    keys = list(server.scan_iter(match=f'course:{database}:*', count=1000))
+    if keys:
+        server.delete(*keys)
 
 
 def project_modules():
@@ -500,7 +515,7 @@ def start_cluster(database, processes=2, redis_url=DEFAULT_REDIS,
     if create:
         create_database(postgresql, database, config_path, folder)
     cluster = Cluster(database, folder, config_path, [],
-        created=create, postgresql=postgresql)
+        created=create, postgresql=postgresql, redis_url=redis_url)
     ports = list(ports or [])
     for i in range(processes):
         port = ports[i] if i < len(ports) else free_port()
@@ -539,7 +554,9 @@ def parse_args():
     start.add_argument('-n', '--processes', type=int, default=2,
         help="trytond processes (default 2)")
     start.add_argument('--database', metavar='NAME',
-        help="serve this existing database (default: create "
+        help="serve this existing database (default: create one)")
+    start.add_argument('--name', default=DEFAULT_DATABASE,
+        help="the name of the database to create (default "
         f"{DEFAULT_DATABASE})")
     start.add_argument('--postgresql', default=DEFAULT_POSTGRESQL,
         metavar='URI', help=f"default {DEFAULT_POSTGRESQL}")
@@ -563,7 +580,7 @@ def main():
     ensure_venv()
     folder = os.path.abspath(args.var)
     if args.action == 'start':
-        database = args.database or DEFAULT_DATABASE
+        database = args.database or args.name
         create = not args.database
         if create and database_exists(args.postgresql, database):
             sys.exit(f"The database {database} exists: serve it with "
@@ -582,7 +599,9 @@ def main():
         log(f"Started in {time.monotonic() - start:.0f}s, database "
             f"{database}, configuration {cluster.config_path}")
         print_status(cluster)
-        if create:
+        if args.demo:
+            print_demo_logins()
+        elif create:
             log("Staff login: admin / admin")
         log(f"Stop with: python3 scripts/cluster.py --var {folder} stop"
             + (" --drop" if create else ""))
@@ -597,6 +616,14 @@ def main():
             cluster.stop(drop=args.drop)
             log("Stopped" + (f", database {cluster.database} dropped"
                     if args.drop and cluster.created else ""))
+
+
+def print_demo_logins():
+    from demo_data import LOGINS, STUDENT_LOGINS
+    for login, (password, description) in LOGINS.items():
+        log(f"Staff login: {login} / {password}  ({description})")
+    for email, (password, *_) in STUDENT_LOGINS.items():
+        log(f"Storefront student: {email} / {password}")
 
 
 def print_status(cluster):
