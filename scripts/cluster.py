@@ -123,7 +123,10 @@ def config_text(postgresql, redis_url, folder, sections=None):
         # messages, translations...) as soon as another one changes what
         # they hold: PostgreSQL's LISTEN/NOTIFY (the default, 300, polls
         # ir_cache every 300 s: other processes serve stale values meanwhile)
-        'cache': {'clean_timeout': '0'},
+        # The listener wakes up every select_timeout (default 60) s: a
+        # NOTIFY that arrives while it pings the database (psycopg keeps it
+        # aside, the socket stays quiet) waits for that wake-up
+        'cache': {'clean_timeout': '0', 'select_timeout': '5'},
         # Tasks are queued for trytond-worker instead of run in the request
         'queue': {'worker': 'True'},
         'course': {'redis': redis_url} if redis_url else {},
