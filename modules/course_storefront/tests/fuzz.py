@@ -42,8 +42,13 @@ SNAPSHOT_MODELS = [
     'course.payment.refund.request',
     'web.user', 'web.user.session', 'party.party',
     ]
-# What a refused login or registration keeps: its attempt (rate limit)
-ATTEMPTS = {'course.storefront.attempt'}
+# What a refused call keeps: the attempt of a login or registration and
+# the wrong coupon code (rate limits)
+KEPT_BY_REFUSAL = {
+    'auth.login': {'course.storefront.attempt'},
+    'auth.register': {'course.storefront.attempt'},
+    'coupon.redeem': {'course.coupon.redeem.attempt'},
+    }
 # Kept of the violations, for the report
 MAX_KEPT = 30
 
@@ -388,7 +393,7 @@ class Fuzz:
 
 
 def changed(before, after, method):
-    ignored = ATTEMPTS if method in {'auth.login', 'auth.register'} else set()
+    ignored = KEPT_BY_REFUSAL.get(method, set())
     return any(before[k] != after[k] for k in before if k not in ignored)
 
 
