@@ -81,6 +81,7 @@ class Report:
             self.outcomes['no answer'] += 1
         elif 'result' in answer:
             self.outcomes['result'] += 1
+            self.outcomes[f"ok {method}"] += 1
         elif isinstance(answer.get('error'), dict):
             error = answer['error']
             data = error.get('data')
@@ -102,7 +103,10 @@ class Report:
             'seconds': round(time.monotonic() - self.started, 1),
             'results': self.outcomes['result'],
             'by_code': {k: v for k, v in sorted(self.outcomes.items())
-                if not k.startswith('method ') and k != 'result'},
+                if not k.startswith(('method ', 'ok ')) and k != 'result'},
+            'results_by_method': {k[len('ok '):]: v
+                for k, v in sorted(self.outcomes.items())
+                if k.startswith('ok ')},
             'by_method': {k[len('method '):]: v
                 for k, v in sorted(self.outcomes.items())
                 if k.startswith('method ')},
@@ -125,8 +129,9 @@ class Report:
                 or 'none'),
             "answers by code and type:"]
         lines += [f"  {k}: {v}" for k, v in data['by_code'].items()]
-        lines.append("calls by method: " + ', '.join(
-                f'{k} {v}' for k, v in data['by_method'].items()))
+        lines.append("calls (results) by method: " + ', '.join(
+                f"{k} {v} ({data['results_by_method'].get(k, 0)})"
+                for k, v in data['by_method'].items()))
         for example in self.examples[:10]:
             lines.append(f"  ! {example}")
         return '\n'.join(lines)
@@ -201,6 +206,7 @@ class Fuzz:
         self.call(b, 'cart.add', {'course': courses[1]})
         self.call(b, 'order.create', {'pay_method': 'wallet'})
         self.call(b, 'cart.add', {'course': courses[2]})
+        self.call(self.a, 'cart.add', {'course': courses[3]})
         assert len(b.numbers) == 2 and b.grants, (b.numbers, b.grants)
 
     # ---- strategies of real values ------------------------------------------
@@ -437,7 +443,7 @@ def checkout_machine(fuzz):
     orders, with a model of the cart checked after every step"""
     from hypothesis import strategies as st
     from hypothesis.stateful import (
-        RuleBasedStateMachine, invariant, precondition, rule)
+        RuleBasedStateMachine, initialize, invariant, precondition, rule)
     real = fuzz.real_values()
     courses = st.one_of(real['course'], st.integers(-3, 2 ** 31))
     options = st.one_of(st.none(), real['option'])
@@ -454,14 +460,21 @@ def checkout_machine(fuzz):
         def call(self, name, params=ABSENT):
             return fuzz.call(self.student, name, params) or {}
 
+        @initialize(courses=st.lists(real['course'], min_size=1,
+                max_size=3, unique=True))
+        def fill(self, courses):
+            "A cart to check out"
+            for course in courses:
+                self.add(course, None)
+
         def own_grants(self):
             return sorted(self.student.grants)
 
         def grants(self):
-            "Lists of the student's grants, sometimes with another's"
-            return st.lists(st.one_of(
-                    st.sampled_from(self.own_grants() or [1]),
-                    real['coupons'].items), max_size=3)
+            "None, one of the student's grants, or any, another's too"
+            own = st.sampled_from(self.own_grants() or [1])
+            return st.one_of(st.just([]), st.lists(own, max_size=1),
+                st.lists(st.one_of(own, real['coupons'].items), max_size=3))
 
         @rule(course=courses, option=options)
         def add(self, course, option):
@@ -470,6 +483,11 @@ def checkout_machine(fuzz):
                 params['option'] = option
             if 'result' in self.call('cart.add', params):
                 self.cart[course] = [option, True]
+
+        def refill(self, data):
+            "A course in the cart when none is selected: a checkout to do"
+            if not any(s for _, s in self.cart.values()):
+                self.add(data.draw(real['course']), None)
 
         @rule(course=courses)
         def remove(self, course):
@@ -505,6 +523,7 @@ def checkout_machine(fuzz):
 
         @rule(data=st.data(), credit=st.one_of(st.none(), real['credit']))
         def preview(self, data, credit):
+            self.refill(data)
             params = {'coupons': data.draw(self.grants())}
             if credit is not None:
                 params['credit'] = credit
@@ -513,8 +532,11 @@ def checkout_machine(fuzz):
                 self.check_amounts('checkout.preview', answer['result'])
 
         @rule(data=st.data(), credit=st.one_of(st.none(), real['credit']),
-            pay_method=real['pay_method'], expect=st.booleans())
+            pay_method=st.one_of(
+                st.sampled_from(['manual', 'wallet']), real['pay_method']),
+            expect=st.booleans())
         def create(self, data, credit, pay_method, expect):
+            self.refill(data)
             params = {'pay_method': pay_method,
                 'coupons': data.draw(self.grants())}
             if credit is not None:
