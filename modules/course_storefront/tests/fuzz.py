@@ -28,20 +28,10 @@ from trytond.pool import Pool
 from trytond.transaction import Transaction
 
 from .strategies import ABSENT, ListOf, methods, params_strategy
+from .test_input import ALLOWED_CODES, SNAPSHOT_MODELS
 
-ALLOWED_CODES = {-32602, -32001, -32004, -32010}
 PASSWORD = 'secret-pass'
 
-# The tables a storefront call may change
-SNAPSHOT_MODELS = [
-    'course.order', 'course.order.line', 'course.order.discount',
-    'course.storefront.cart', 'course.storefront.attempt',
-    'course.coupon', 'course.coupon.grant', 'course.coupon.redeem.attempt',
-    'course.credit.movement', 'course.wallet.movement',
-    'course.enrollment', 'course.payment',
-    'course.payment.refund.request',
-    'web.user', 'web.user.session', 'party.party',
-    ]
 # What a refused call keeps: the attempt of a login or registration and
 # the wrong coupon code (rate limits)
 KEPT_BY_REFUSAL = {

@@ -11,7 +11,7 @@ from trytond.modules.course.tests.tools import run_transaction
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
-from .strategies import (  # noqa: F401  (test_isolation imports some)
+from .strategies import (
     ABSENT, UNICODE, alternatives, field_schemas, methods, params_strategy)
 from .tools import StorefrontClient, StorefrontTestMixin
 
