@@ -8,6 +8,7 @@ from collections import defaultdict
 from sql import Null
 from sql.aggregate import Count
 
+from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.modules.course.course import CompanyMixin
@@ -497,15 +498,37 @@ class RedeemAttempt(RPCInputMixin, ModelSQL):
     @classmethod
     def add(cls, party):
         """Record a wrong code of party in a transaction of its own: the
-        failed redeem rolls back, the attempt stays"""
+        failed redeem rolls back, the attempt stays.
+
+        A SQLite file has one writer, and the redeem's transaction is it
+        (its party lock writes the row): a transaction of its own would
+        wait for it until the database answers busy.  There the attempt is
+        written once the redeem's transaction has ended.  (The in-memory
+        database of the tests shares one connection: nothing waits.)"""
         transaction = Transaction()
+        database = transaction.database.name
+        if backend.name == 'sqlite' and database != ':memory:':
+            transaction.atexit(cls._add_after, database, party.id)
+            return
+        with transaction.new_transaction() as new:
+            cls._insert(party.id)
+            new.commit()
+
+    @classmethod
+    def _add_after(cls, database, party_id):
+        with Transaction(new=True).start(database, 0) as transaction:
+            cls._insert(party_id)
+            transaction.commit()
+
+    @classmethod
+    def _insert(cls, party_id):
+        "Insert an attempt of party_id now, forget the old ones"
         table = cls.__table__()
-        with transaction.new_transaction() as new, without_check_access():
-            cursor = new.connection.cursor()
+        with without_check_access():
+            cursor = Transaction().connection.cursor()
             at = now()
             # Forget what is older than the window
             cursor.execute(*table.delete(
-                    where=(table.party == party.id)
+                    where=(table.party == party_id)
                     & (table.at <= at - REDEEM_WINDOW)))
-            cls.create([{'party': party.id, 'at': at}])
-            new.commit()
+            cls.create([{'party': party_id, 'at': at}])

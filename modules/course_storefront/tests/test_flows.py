@@ -390,6 +390,24 @@ class StorefrontFlowTestCase(ServerTestMixin, unittest.TestCase):
         self.assertEqual((mine['state'], mine['order']), ('available', None))
         self.assertEqual(self.enrolled(client), set())
 
+    def test_wrong_codes(self):
+        """Wrong coupon codes are refused at once and counted: past the
+        limit the student is locked out (on SQLite the attempt, written in
+        a transaction of its own, waited for the redeem's own write lock)"""
+        from trytond.modules.course_credit.tests.tools import set_config
+        client, _ = self.student()
+        self.on_server(set_config, coupon_redeem_attempts=2)
+        self.addCleanup(self.on_server, set_config, coupon_redeem_attempts=10)
+        for code in ['WRONG1', 'WRONG2']:
+            start = time.monotonic()
+            error = self.assertRefused(
+                'coupon.code_invalid', client, 'coupon.redeem',
+                {'code': code})
+            self.assertEqual(error.code, -32010)
+            self.assertLess(time.monotonic() - start, 5)
+        self.assertRefused('coupon.code_locked', client, 'coupon.redeem',
+            {'code': 'WRONG3'})
+
     def test_language(self):
         "Accept-Language zh_CN: the messages in Chinese"
         client, _ = self.student(language='zh_CN')

@@ -11,6 +11,8 @@ from trytond.modules.course.tests.tools import run_transaction
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
+from .strategies import (
+    ABSENT, UNICODE, alternatives, field_schemas, methods, params_strategy)
 from .tools import StorefrontClient, StorefrontTestMixin
 
 # The codes a call may answer once its envelope is valid; -32603 (an
@@ -33,12 +35,6 @@ SAMPLES = [
     None, True, False, 0, 1, -1, 1.5, 2 ** 63, 10 ** 30, -(2 ** 63),
     "", "1", "true", "x" * 5000, [], [1], ["1"], {}, {"a": 1},
     ]
-UNICODE = [
-    "Python 入门", "😀🎓", "مرحبا", "e\u0301", "a\u200bb", "\u2028",
-    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "\ufeff", "%_\\", "' OR 1=1 --", "\ud800",
-    ]
-
-
 def snapshot():
     "(id, write_date) of every row of SNAPSHOT_MODELS, read in SQL"
     def read():
@@ -62,23 +58,6 @@ def without_timeouts(value):
     if isinstance(value, list):
         return [without_timeouts(v) for v in value]
     return value
-
-
-def methods():
-    from trytond.modules.course_storefront.api import METHODS
-    return sorted(METHODS.items())
-
-
-def field_schemas(method):
-    "{name: (JSON schema, required)} of the method's params"
-    schema = method.params.model_json_schema()
-    required = set(schema.get('required', []))
-    return {name: (prop, name in required)
-        for name, prop in schema.get('properties', {}).items()}
-
-
-def alternatives(schema):
-    return schema.get('anyOf', [schema])
 
 
 def accepts(schema, value):
@@ -619,68 +598,3 @@ class PropertyTestCase(InputTestMixin, unittest.TestCase):
                 make_check(name, method)()
         self.assertEqual(
             set(checked), {n for n, _ in methods()})
-
-
-ABSENT = object()
-
-
-def json_values():
-    from hypothesis import strategies as st
-    leaves = (st.none() | st.booleans()
-        | st.integers(min_value=-(2 ** 70), max_value=2 ** 70)
-        | st.floats(allow_nan=False, allow_infinity=False)
-        | st.text(max_size=30))
-    return st.recursive(leaves, lambda children: (
-            st.lists(children, max_size=4)
-            | st.dictionaries(st.text(max_size=10), children, max_size=4)),
-        max_leaves=8)
-
-
-def schema_strategy(schema):
-    "Values shaped by a param's JSON schema (valid ones and near misses)"
-    from hypothesis import strategies as st
-    options = []
-    for option in alternatives(schema):
-        kind = option.get('type')
-        if kind == 'null':
-            options.append(st.none())
-        elif kind == 'boolean':
-            options.append(st.booleans())
-        elif kind == 'integer':
-            low = option.get('minimum', -(2 ** 63))
-            high = option.get('maximum', 2 ** 63)
-            options.append(st.integers(min_value=low, max_value=high))
-            options.append(st.integers(min_value=low - 2, max_value=low + 50))
-            options.append(st.sampled_from([high, high + 1, 2 ** 63]))
-        elif kind == 'string':
-            if 'enum' in option:
-                options.append(st.sampled_from(option['enum']))
-            if 'pattern' in option:
-                options.append(st.from_regex(option['pattern'],
-                        fullmatch=True))
-            options.append(st.text(
-                    min_size=option.get('minLength', 0),
-                    max_size=option.get('maxLength', 200)))
-            # Control characters (NUL), and the texts of UNICODE
-            options.append(st.text(
-                    st.characters(max_codepoint=0x3f), max_size=5))
-            options.append(st.sampled_from(UNICODE))
-        elif kind == 'array':
-            options.append(st.lists(schema_strategy(option['items']),
-                    max_size=option.get('maxItems', 10) + 2))
-    return st.one_of(options + [json_values()])
-
-
-def params_strategy(method):
-    "Params of the method's shape with wrong values mixed in, or any JSON"
-    from hypothesis import strategies as st
-    fields = field_schemas(method)
-    shaped = st.fixed_dictionaries(
-        {f: schema_strategy(s) for f, (s, r) in fields.items() if r},
-        optional={f: schema_strategy(s)
-            for f, (s, r) in fields.items() if not r})
-    with_extra = st.builds(
-        lambda d, k, v: dict(d, **{k: v}), shaped,
-        st.text(max_size=8), json_values())
-    return st.one_of(
-        shaped, shaped, with_extra, json_values(), st.just(ABSENT))
