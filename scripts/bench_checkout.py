@@ -354,6 +354,10 @@ def summarize(args, results, records, wall):
         server = [c for c in records if record_name(c) == name]
         statements = [c['statements'] for c in server]
         attempts = [c['attempts'] for c in server]
+        restarts = {}
+        for call in server:
+            for table in call.get('restarts', []):
+                restarts[table] = restarts.get(table, 0) + 1
         by_step[name] = {
             'calls': len(values),
             'p50': ms(percentile(values, 50)),
@@ -366,6 +370,8 @@ def summarize(args, results, records, wall):
             'attempts': round(statistics.mean(attempts), 2)
             if attempts else None,
             'attempts_max': max(attempts, default=None),
+            'busy': sum(c.get('busy', 0) for c in server),
+            'restarts': restarts,
             }
     return {
         'clients': args.clients, 'processes': args.processes,
@@ -391,13 +397,17 @@ def print_round(summary):
         f"p95 {order['p95']} ms, p99 {order['p99']} ms")
     print(f"  {'call':<18}{'calls':>6}{'p50':>8}{'p95':>8}{'p99':>8}"
         f"{'server p50':>11}{'SQL':>7}{'SQL max':>8}{'attempts':>9}"
-        f"{'max':>5}")
+        f"{'max':>5}{'busy':>6}")
     for name, step in summary['calls'].items():
         print(f"  {name:<18}{step['calls']:>6}{fmt(step['p50']):>8}"
             f"{fmt(step['p95']):>8}{fmt(step['p99']):>8}"
             f"{fmt(step['server_ms_p50']):>11}{fmt(step['statements']):>7}"
             f"{fmt(step['statements_max']):>8}{fmt(step['attempts']):>9}"
-            f"{fmt(step['attempts_max']):>5}")
+            f"{fmt(step['attempts_max']):>5}{step['busy']:>6}")
+    restarts = {name: step['restarts'] for name, step in
+        summary['calls'].items() if step['restarts']}
+    if restarts:
+        print(f"  restarts to take a lock first, by table: {restarts}")
     sys.stdout.flush()
 
 

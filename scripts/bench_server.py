@@ -9,10 +9,13 @@ wraps:
 - `Transaction.start`: the transactions started; a storefront call or the
   Alipay notify that runs in one attempt starts one, each restart (a lock to
   take first) or retry (a lock held by another) starts one more;
+- the lock errors: the table of each restart to take a lock first, and the
+  locks found held by another transaction (`busy`: NOWAIT failed, the
+  transaction or the call retried);
 - the WSGI application: after each request one JSON line is appended to
   `$BENCH_CHECKOUT_CALLS/calls-<pid>.jsonl`: the time it was answered, the
-  path, the JSON-RPC method, the statements, the attempts and the
-  milliseconds spent in the server.
+  path, the JSON-RPC method, the statements, the attempts, the restarts'
+  tables, the busy locks and the milliseconds spent in the server.
 
 It changes nothing else; it is not used in production.
 """
@@ -28,6 +31,8 @@ COUNTS = threading.local()
 def reset():
     COUNTS.statements = 0
     COUNTS.attempts = 0
+    COUNTS.busy = 0
+    COUNTS.restarts = []
 
 
 def count(name):
@@ -52,6 +57,32 @@ def patch_transaction():
         count('attempts')
         return start(self, *args, **kwargs)
     Transaction.start = counted_start
+
+
+def patch_locks():
+    """Record the table of each restart to take a lock first, and count
+    the locks found held by another transaction (NOWAIT failed)"""
+    from trytond import backend
+    from trytond.transaction import (
+        _TransactionLockError, _TransactionLockRecordsError)
+    for cls in [_TransactionLockError, _TransactionLockRecordsError]:
+        def fix(self, extras, fix=cls.fix):
+            COUNTS.restarts.append(self._table)
+            return fix(self, extras)
+        cls.fix = fix
+    Database = backend.Database
+    lock, lock_records = Database.lock, Database.lock_records
+
+    def busy(func, *args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except backend.DatabaseOperationalError:
+            count('busy')
+            raise
+    Database.lock = lambda self, *a, **k: busy(lock, self, *a, **k)
+    # A class method: lock_records is bound to the class already
+    Database.lock_records = classmethod(
+        lambda cls, *a, **k: busy(lock_records, *a, **k))
 
 
 def rpc_method(environ):
@@ -90,6 +121,8 @@ def patch_app(folder):
                     'method': method,
                     'statements': COUNTS.statements,
                     'attempts': COUNTS.attempts,
+                    'restarts': COUNTS.restarts,
+                    'busy': COUNTS.busy,
                     'ms': (time.perf_counter() - started) * 1000,
                     })
             with lock:
@@ -109,6 +142,7 @@ def main():
     config.update_etc(options.configfile)
     patch_psycopg()
     patch_transaction()
+    patch_locks()
     patch_app(folder)
     sys.exit(trytond_main())
 
