@@ -163,7 +163,8 @@ def preview(call, params):
 @method('order.create', CreateParams, CreatedResult,
     errors=CHECKOUT_ERRORS + [
         'order.payable_changed', 'checkout.pay_method_unknown',
-        'wallet.balance_short', 'busy'])
+        'wallet.balance_short', 'busy'],
+    locks_party=True)
 def create(call, params):
     """Order the selected cart items with these coupons and points; they
     leave the cart once the order is committed.  With expect_payable (what
