@@ -69,8 +69,9 @@ def parse_args():
         help="seconds the clients place orders (instead of -k)")
     parser.add_argument('--max-orders', type=int, default=150,
         help="orders a client can place at most with --duration")
-    parser.add_argument('--processes', type=int, default=1,
-        help="trytond server processes")
+    parser.add_argument('--processes', default='1',
+        help="trytond server processes; a list (1,2) runs each in turn in "
+        "every round")
     parser.add_argument('--peer', action='store_true',
         help="run the peer's sale flow before each round")
     parser.add_argument('--rounds', type=int, default=None,
@@ -86,6 +87,7 @@ def parse_args():
     args = parser.parse_args()
     if args.rounds is None:
         args.rounds = 2 if args.peer else 1
+    args.processes = [int(n) for n in args.processes.split(',')]
     return args
 
 
@@ -248,9 +250,10 @@ def party_ids(user_ids):
 
 
 def place_orders(index, server, token, courses, orders, duration, fake,
-        start_event, queue):
-    """One client process: orders with courses[3i:3i+3] until orders or the
-    deadline; puts its timings and errors on queue"""
+        ready, start_event, queue):
+    """One client process: an order to warm up, then at the start orders
+    of courses[3i:3i+3] until orders or the deadline; puts its timings and
+    errors on queue"""
     from trytond.modules.course_storefront.tests.tools import StorefrontError
     client = server.client()
     client.token = token
@@ -268,68 +271,87 @@ def place_orders(index, server, token, courses, orders, duration, fake,
         steps[name].append((time.perf_counter() - started) * 1000)
         return result
 
+    def order(basket, grant):
+        "Place and pay one order of basket; its milliseconds"
+        started = time.perf_counter()
+        for course in basket:
+            timed('cart.add', client.call, 'cart.add', {'course': course})
+        params = {'coupons': [grant], 'credit': POINTS_PER_ORDER}
+        preview = timed(
+            'checkout.preview', client.call, 'checkout.preview', params)
+        order = timed('order.create', client.call, 'order.create', dict(
+                params, pay_method='alipay',
+                expect_payable=preview['payable']))
+        timed('order.pay', client.call, 'order.pay',
+            {'number': order['number']})
+        fake.pay(order['number'], order['payable'])
+        status, text = timed('alipay.notify', server.post_form,
+            f'/{database}/alipay/notify', fake.notify(order['number']))
+        if (status, text) != (200, 'success'):
+            raise RuntimeError(f"notify answered {status} {text}")
+        return (time.perf_counter() - started) * 1000
+
+    def baskets():
+        for i in range(0, len(courses) - COURSES_PER_ORDER + 1,
+                COURSES_PER_ORDER):
+            yield courses[i:i + COURSES_PER_ORDER]
+    baskets = baskets()
+    # Warm the server process's caches with an order not counted
+    try:
+        order(next(baskets), grants.pop())
+    except Exception as error:
+        errors['warm-up'] = 1
+        examples['warm-up'] = str(error)[:300]
+        orders = 0
+    for name in steps:
+        steps[name].clear()
+    ready.put(index)
     start_event.wait()
     deadline = time.time() + duration if duration else None
     done = 0
-    while done < orders and grants and courses[
-            COURSES_PER_ORDER * done:COURSES_PER_ORDER * (done + 1)]:
-        if deadline and time.time() >= deadline:
+    for basket in baskets:
+        if done >= orders or not grants or (
+                deadline and time.time() >= deadline):
             break
-        basket = courses[
-            COURSES_PER_ORDER * done:COURSES_PER_ORDER * (done + 1)]
-        grant = grants.pop()
         done += 1
-        started = time.perf_counter()
         try:
-            for course in basket:
-                timed('cart.add', client.call, 'cart.add', {'course': course})
-            params = {'coupons': [grant], 'credit': POINTS_PER_ORDER}
-            preview = timed(
-                'checkout.preview', client.call, 'checkout.preview', params)
-            order = timed('order.create', client.call, 'order.create', dict(
-                    params, pay_method='alipay',
-                    expect_payable=preview['payable']))
-            timed('order.pay', client.call, 'order.pay',
-                {'number': order['number']})
-            fake.pay(order['number'], order['payable'])
-            status, text = timed('alipay.notify', server.post_form,
-                f'/{database}/alipay/notify', fake.notify(order['number']))
-            if (status, text) != (200, 'success'):
-                raise RuntimeError(f"notify answered {status} {text}")
+            totals.append(order(basket, grants.pop()))
         except Exception as error:
             name = (error.type if isinstance(error, StorefrontError)
                 else type(error).__name__)
             errors[name] = errors.get(name, 0) + 1
             examples.setdefault(name, str(error)[:300])
-            continue
-        totals.append((time.perf_counter() - started) * 1000)
     queue.put({'index': index, 'steps': steps, 'orders': totals,
             'errors': errors, 'examples': examples, 'end': time.time()})
 
 
 def run_round(args, servers, data, fake, calls_folder):
-    """One run of the clients; return its summary"""
+    """One run of the clients calling every process of servers; return
+    its summary"""
     import multiprocessing
 
     from trytond.modules.course.tests.tools import run_transaction
     context = {'company': data['company']}
     students = register(servers[0], args.clients)
-    per_student = args.max_orders if args.duration else args.orders
+    # One more: the warm-up order
+    per_student = (args.max_orders if args.duration else args.orders) + 1
     parties = run_transaction(
         party_ids, [user for _, user in students], context=context)
     run_transaction(give, parties, [data['coupon']], per_student,
         POINTS_PER_ORDER * per_student, context=context)
 
     mp = multiprocessing.get_context('fork')
-    start_event, queue = mp.Event(), mp.Queue()
+    ready, start_event, queue = mp.Queue(), mp.Event(), mp.Queue()
     processes = []
     for i, (token, _) in enumerate(students):
         processes.append(mp.Process(target=place_orders, args=(
                     i, servers[i % len(servers)], token, data['courses'],
-                    per_student, args.duration, fake, start_event, queue)))
+                    per_student - 1, args.duration, fake, ready, start_event,
+                    queue)))
     for process in processes:
         process.start()
-    time.sleep(1)  # the clients read their grants
+    for _ in processes:
+        ready.get()  # each has placed its warm-up order
     start = time.time()
     start_event.set()
     results = [queue.get() for _ in processes]
@@ -337,11 +359,11 @@ def run_round(args, servers, data, fake, calls_folder):
     for process in processes:
         process.join()
     time.sleep(0.2)  # the servers' last lines
-    return summarize(args, results, read_calls(calls_folder, start, end),
-        end - start)
+    return summarize(args, len(servers), results,
+        read_calls(calls_folder, start, end), end - start)
 
 
-def summarize(args, results, records, wall):
+def summarize(args, processes, results, records, wall):
     orders = sorted(t for r in results for t in r['orders'])
     errors, examples = {}, {}
     for result in results:
@@ -374,7 +396,7 @@ def summarize(args, results, records, wall):
             'restarts': restarts,
             }
     return {
-        'clients': args.clients, 'processes': args.processes,
+        'clients': args.clients, 'processes': processes,
         'orders': len(orders), 'errors': errors, 'error_examples': examples,
         'wall_s': round(wall, 2),
         'orders_per_s': round(len(orders) / wall, 2) if wall else None,
@@ -510,8 +532,8 @@ def main():
     started = time.perf_counter()
     activate_module(['course_storefront', 'course_payment_alipay'])
     fake = FakeAlipay().start()
-    per_student = args.max_orders if args.duration else args.orders
-    course_count = max(COURSES_PER_ORDER * per_student, args.lines) + 1
+    per_student = (args.max_orders if args.duration else args.orders) + 1
+    course_count = max(COURSES_PER_ORDER * per_student, args.lines)
     folder = tempfile.mkdtemp(prefix='bench-checkout-')
     calls_folder = os.path.join(folder, 'calls')
     os.makedirs(calls_folder)
@@ -519,33 +541,55 @@ def main():
     try:
         data = run_transaction(create_data, course_count, fake)
         servers = start_servers(
-            args.processes, DB_NAME, calls_folder, folder)
+            max(args.processes), DB_NAME, calls_folder, folder)
         print(f"database {DB_NAME}, {course_count} courses, "
-            f"{args.processes} trytond process(es) ready in "
+            f"{max(args.processes)} trytond process(es) ready in "
             f"{time.perf_counter() - started:.0f} s", flush=True)
         rounds, peers = [], []
         if args.orders or args.duration:
             for _ in range(args.rounds):
                 if args.peer:
                     peers.append(run_peer(args))
-                summary = run_round(args, servers, data, fake, calls_folder)
-                print_round(summary)
-                rounds.append(summary)
+                for processes in args.processes:
+                    summary = run_round(
+                        args, servers[:processes], data, fake, calls_folder)
+                    print_round(summary)
+                    rounds.append(summary)
         preview = None
         if args.grants:
             preview = run_preview(args, servers, data, calls_folder)
         result = {'machine': machine(), 'rounds': rounds,
             'preview': preview}
-        ratios = [r['orders_per_s'] / p['orders_per_s']
-            for r, p in zip(rounds, peers)
-            if p and p.get('orders_per_s') and r['orders_per_s']]
+        per_round = len(args.processes)
         if args.peer:
+            ratios = []
+            for i, peer in enumerate(peers):
+                for ours in rounds[i * per_round:(i + 1) * per_round]:
+                    if peer and peer.get('orders_per_s') and (
+                            ours['orders_per_s']):
+                        ratios.append((ours['processes'], round(
+                                    ours['orders_per_s']
+                                    / peer['orders_per_s'], 2)))
             result['peer'] = [p and {k: p.get(k) for k in [
                         'orders_per_s', 'latency_ms', 'ok']} for p in peers]
-            result['ratio'] = [round(r, 2) for r in ratios]
-            print(f"\nours / peer orders/s: "
-                f"{', '.join(f'{r:.2f}×' for r in ratios) or 'n/a'} "
-                "(target ≥ 10×)", flush=True)
+            result['peer_ratio'] = ratios
+            print("\nours / peer orders/s: " + (', '.join(
+                        f'{r}× ({n} process{"es" if n > 1 else ""})'
+                        for n, r in ratios) or 'n/a') + " (target ≥ 10×)",
+                flush=True)
+        if per_round > 1 and rounds:
+            base = args.processes[0]
+            scaling = []
+            for i in range(0, len(rounds), per_round):
+                first = rounds[i]['orders_per_s']
+                for ours in rounds[i + 1:i + per_round]:
+                    if first:
+                        scaling.append((ours['processes'], round(
+                                    ours['orders_per_s'] / first, 2)))
+            result['process_ratio'] = scaling
+            print(f"orders/s against {base} process(es): " + ', '.join(
+                    f'{n} processes {r}×' for n, r in scaling)
+                + " (target for 2: ≥ 1.6×)", flush=True)
         print(json.dumps(result), flush=True)
     finally:
         for server in servers:
