@@ -469,7 +469,7 @@ def run_preview(args, servers, data, calls_folder):
         10 * POINTS_PER_ORDER, context=context)
     client = servers[0].client()
     client.token = token
-    # The last courses: not bought by the checkout run's students
+    # The last courses: the course coupon's ones
     for course in data['courses'][-args.lines:]:
         client.call('cart.add', {'course': course})
     # coupon.mine answers a page: a grant of the first coupon is enough
