@@ -4,6 +4,8 @@ import logging
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from functools import wraps
 
+from trytond.transaction import TransactionError
+
 logger = logging.getLogger(__name__)
 
 # The spec rounds money half up to the currency's digits (CNY: 0.01).
@@ -286,6 +288,38 @@ def lock_rows(Model, records):
         return
     Model.lock(records)
     _write_locked(Transaction(), Model, {int(r) for r in records})
+
+
+class _LocksError(TransactionError):
+    "The restarts of several Model.lock calls asked for at once"
+
+    def __init__(self, errors):
+        super().__init__()
+        self.errors = errors
+
+    def fix(self, extras):
+        for error in self.errors:
+            error.fix(extras)
+
+
+def lock_all_rows(pairs):
+    """lock_rows of each (Model, records) of pairs with one restart of the
+    call for all of them, not one restart per Model.lock"""
+    from trytond.transaction import Transaction
+    pairs = [(Model, list(records)) for Model, records in pairs]
+    errors = []
+    for Model, records in pairs:
+        if records:
+            try:
+                Model.lock(records)
+            except TransactionError as error:
+                errors.append(error)
+    if errors:
+        raise _LocksError(errors)
+    for Model, records in pairs:
+        if records:
+            _write_locked(
+                Transaction(), Model, {int(r) for r in records})
 
 
 def _write_locked(transaction, Model, ids):

@@ -590,18 +590,25 @@ class Coupon(
                 ('company', '=', company.id),
                 ])
         at = at or now()
+        # A plan depends on the coupon and the lines, not on the grant: one
+        # per coupon, however many grants of it the student holds
+        plans = {}
         result = []
         for grant in grants:
             if not grant.valid_at(at):
                 continue
-            remaining = {l: l.unit_price for l in lines}
-            try:
-                targets, amount = grant.coupon.plan(
-                    lines, remaining, company.currency,
-                    per_line=grant.coupon.is_course_coupon(stacking))
-            except CouponError:
-                continue
-            result.append(Usable(grant, targets, amount))
+            coupon = grant.coupon
+            if coupon.id not in plans:
+                remaining = {l: l.unit_price for l in lines}
+                try:
+                    plans[coupon.id] = coupon.plan(
+                        lines, remaining, company.currency,
+                        per_line=coupon.is_course_coupon(stacking))
+                except CouponError:
+                    plans[coupon.id] = None
+            if plans[coupon.id] is not None:
+                targets, amount = plans[coupon.id]
+                result.append(Usable(grant, list(targets), amount))
         return result
 
     @classmethod

@@ -26,7 +26,7 @@ from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_caller, check_record, lock_rows, now)
+    check_caller, check_record, lock_all_rows, lock_rows, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -348,8 +348,7 @@ class Payment(
         Party = pool.get('party.party')
         order = Order(int(order))
         # Lock first: the call restarts here, before anything is written
-        lock_rows(Order, [order])
-        lock_rows(Party, [order.party])
+        lock_all_rows([(Order, [order]), (Party, [order.party])])
         if not cls.is_provider(method):
             raise PaymentError(gettext(
                     'course_payment.msg_start_not_provider',

@@ -10,7 +10,7 @@ from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_caller, check_record, check_text, guarded,
-    lock_rows, now)
+    lock_all_rows, lock_rows, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -169,8 +169,7 @@ class Refund(
         Payment = pool.get('course.payment')
         order = Order(int(order))
         # Locks first: the call restarts here, before any change or call
-        lock_rows(Order, [order])
-        lock_rows(Party, [order.party])
+        lock_all_rows([(Order, [order]), (Party, [order.party])])
         if number is not None:
             existing = cls.search([('number', '=', number)], limit=1)
             if existing:

@@ -10,6 +10,7 @@ signature, `error_response`) becomes an AlipayError with a clear message.
 import base64
 import binascii
 import datetime as dt
+import functools
 import http.client
 import json
 import logging
@@ -65,6 +66,26 @@ def load_key(text, private):
     if key.size_in_bits() < 2048:
         return None
     return key
+
+
+@functools.lru_cache(maxsize=64)
+def sdk_client(app_id, private_text, public_text, gateway):
+    """The SDK client of these keys and gateway, None when a key is not
+    valid; one per process: importing an RSA private key checks its primes
+    (tens of milliseconds per notify or payment page otherwise).  Keyed by
+    the keys' text, so an account with new keys gets a new client."""
+    from alipay import AliPay
+    private = load_key(private_text, True)
+    public = load_key(public_text, False)
+    if private is None or public is None:
+        return None
+    client = AliPay(
+        appid=app_id,
+        app_private_key_string=private.export_key('PEM').decode(),
+        alipay_public_key_string=public.export_key('PEM').decode(),
+        sign_type='RSA2')
+    client._gateway = gateway
+    return client
 
 
 def to_beijing(value):
@@ -247,19 +268,13 @@ class Account(RPCInputMixin, DeactivableMixin, CompanyMixin, ModelSQL, ModelView
     def client(self):
         """A python-alipay-sdk client of the account, pointed at its
         gateway (the SDK only knows production and its sandbox)"""
-        from alipay import AliPay
-        private = load_key(self.app_private_key, True)
-        public = load_key(self.alipay_public_key, False)
-        if private is None or public is None:
+        client = sdk_client(
+            self.app_id, self.app_private_key, self.alipay_public_key,
+            self.gateway_address)
+        if client is None:
             raise AlipayAccountError(gettext(
                     'course_payment_alipay.msg_account_keys',
                     account=self.rec_name))
-        client = AliPay(
-            appid=self.app_id,
-            app_private_key_string=private.export_key('PEM').decode(),
-            alipay_public_key_string=public.export_key('PEM').decode(),
-            sign_type='RSA2')
-        client._gateway = self.gateway_address
         return client
 
     def request(self, method, biz_content, **params):

@@ -38,6 +38,11 @@ UNAVAILABLE = {
     }
 MAX_BATCH = 50
 MAX_ID_LENGTH = 100
+# The party of each token this process authenticated, {(database, token):
+# party id}: the party row a locks_party method locks, taken when its
+# transaction starts instead of by a restart; forgotten when full
+PARTIES = {}
+MAX_PARTIES = 10000
 
 
 def negotiate_language(header):
@@ -209,7 +214,7 @@ class Dispatcher:
         dispatcher does: a lock to take first restarts it, a database
         error (lock not had, serialization) is retried, then `busy`."""
         retry = config.getint('database', 'retry')
-        count, extras = 0, {}
+        count, extras = 0, self.prelocks(method)
         while True:
             if count:
                 time.sleep(0.02 * count)
@@ -261,12 +266,24 @@ class Dispatcher:
             finally:
                 MESSAGES.reset(messages)
 
+    def prelocks(self, method):
+        """The locks to take when the transaction starts: the party of the
+        token for a method that locks it.  A token whose party is not known
+        yet, or a party that changed, costs the restart it would anyway; a
+        wrong party is only locked for the call."""
+        party = PARTIES.get((self.pool.database_name, self.token))
+        if not method.locks_party or party is None:
+            return {}
+        table = self.pool.get('party.party')._table
+        return {'_lock_records': {table: [party]}}
+
     def execute(self, method, call, params):
         from .session import authenticate, storefront_company
         call.company = storefront_company()
         with Transaction().set_context(company=call.company.id):
             if call.token or method.auth:
                 authenticate(call, required=method.auth)
+                remember_party(self.pool.database_name, call)
             return method.func(call, params)
 
     def refusal(self, error):
@@ -285,6 +302,14 @@ def lock_not_available(error):
     "Whether a database error is a NOWAIT lock held by another transaction"
     # PostgreSQL's lock_not_available; SQLite does not lock rows or tables
     return getattr(error, 'sqlstate', None) == '55P03'
+
+
+def remember_party(database, call):
+    if call.party is None:
+        return
+    if len(PARTIES) >= MAX_PARTIES:
+        PARTIES.clear()
+    PARTIES[(database, call.token)] = call.party.id
 
 
 def answer_error(id_, error):

@@ -864,6 +864,41 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
             sorted([best.id, minus.id, scoped.id]))
 
     @with_transaction()
+    def test_usable_plans_once_per_coupon(self):
+        """Many grants of one coupon: each is usable with the discount, the
+        coupon's plan is computed once (not once per grant)"""
+        pool = Pool()
+        Coupon = pool.get('course.coupon')
+        Grant = pool.get('course.coupon.grant')
+        cat = self.catalog()
+        minus, percent, high = (
+            create_coupon(cat.company, '-30'),
+            create_coupon(cat.company, '*0.9'),
+            create_coupon(cat.company, '-30', condition=D(2000)))
+        grants = Grant.issue([minus] * 5 + [percent] * 3 + [high] * 2,
+            [cat.student])
+        plan = Coupon.plan
+        planned = []
+
+        def counted(coupon, *args, **kwargs):
+            planned.append(coupon.id)
+            return plan(coupon, *args, **kwargs)
+        with patch.object(Coupon, 'plan', counted):
+            usable = Coupon.usable(
+                cat.student, [(cat.course_a, None), (cat.course_b, None)])
+        self.assertEqual(
+            sorted(planned), sorted([minus.id, percent.id, high.id]))
+        found = {u.grant: u for u in usable}
+        self.assertEqual(set(found), set(grants[:8]))
+        self.assertEqual(
+            {found[g].discount for g in grants[:5]}, {D('30')})
+        self.assertEqual(
+            {found[g].discount for g in grants[5:8]}, {D('100.00')})
+        self.assertEqual(
+            {tuple(l.course for l in found[g].lines) for g in grants[:5]},
+            {(cat.course_a, cat.course_b)})
+
+    @with_transaction()
     def test_coupon_and_credit_families(self):
         "A coupon with another discount family needs the configuration"
         pool = Pool()

@@ -54,6 +54,22 @@ class PaymentConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             return order.id
         return self.run_transaction(create)
 
+    def test_succeed_restarts_once(self):
+        """A confirmation locks the order and its student in one restart of
+        the call, not one restart each"""
+        order_id = self.new_order('b')
+        runs = []
+
+        def pay():
+            pool = Pool()
+            runs.append(1)
+            payment = pool.get('course.payment').succeed(
+                pool.get('course.order')(order_id), 'fake', Decimal('500'),
+                f'R{order_id}')
+            return payment.state, payment.order.state
+        self.assertEqual(self.run_transaction(pay), ('succeeded', 'paid'))
+        self.assertEqual(len(runs), 2)
+
     def test_notify_races_expiry(self):
         """A notify and the expiry job on one order: paid, or expired with
         the payment late and refunded; never both"""

@@ -91,6 +91,28 @@ class CoursePaymentAlipayTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertIn('app private key', cm.exception.message)
 
     @with_transaction()
+    def test_client_kept_per_keys(self):
+        """The SDK client is built once per keys and gateway (importing the
+        private key checks its primes), a new one when a key changes; it
+        signs with the account's key"""
+        from .tools import pem_pair
+        Account = Pool().get('course.payment.alipay.account')
+        cat, account = self.setup_account()
+        client = account.client()
+        self.assertIs(Account(account.id).client(), client)
+        _, other_private, _ = pem_pair(key_pair('other')[0])
+        Account.write([account], {'app_private_key': other_private})
+        changed = Account(account.id).client()
+        self.assertIsNot(changed, client)
+        query = Account(account.id).request(
+            'alipay.trade.query', {'out_trade_no': 'N1'})
+        params = dict(urllib.parse.parse_qsl(query))
+        sign = params.pop('sign')
+        unsigned = '&'.join(f'{k}={v}' for k, v in sorted(params.items()))
+        self.assertTrue(verify(key_pair('other')[2], unsigned, sign))
+        self.assertFalse(verify(self.fake.app_public, unsigned, sign))
+
+    @with_transaction()
     def test_one_active_account(self):
         "One active account per company; inactive ones may stay"
         Account = Pool().get('course.payment.alipay.account')

@@ -166,7 +166,8 @@ def preview(call, params):
     errors=CHECKOUT_ERRORS + [
         'order.payable_changed', 'checkout.pay_method_unknown',
         'checkout.not_free', 'credit.balance_short', 'wallet.balance_short',
-        'payment.provider_missing', 'payment.provider_error'])
+        'payment.provider_missing', 'payment.provider_error'],
+    locks_party=True)
 def create(call, params):
     """Order the selected cart items with these coupons and points; they
     leave the cart once the order is committed.  With expect_payable (what

@@ -117,7 +117,8 @@ def claimable(call, params):
 
 @method('coupon.claim', ClaimParams, GrantResult, errors=[
         'not_found', 'coupon.not_claimable', 'coupon.sold_out',
-        'coupon.limit_reached'])
+        'coupon.limit_reached'],
+    locks_party=True)
 def claim(call, params):
     """Claim a coupon: the student gets a grant of it"""
     Coupon = Pool().get('course.coupon')
@@ -134,7 +135,8 @@ def claim(call, params):
 
 @method('coupon.redeem', RedeemParams, GrantResult, errors=[
         'coupon.code_invalid', 'coupon.code_taken', 'coupon.code_locked',
-        'coupon.code_already_yours'])
+        'coupon.code_already_yours'],
+    locks_party=True)
 def redeem(call, params):
     """Redeem a printed code: its coupon becomes the student's; too many
     wrong codes lock the student out for a while (coupon.code_locked)"""

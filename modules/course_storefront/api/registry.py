@@ -56,22 +56,27 @@ class Method:
     auth: bool = True
     readonly: bool = False
     errors: tuple = ()
+    locks_party: bool = False
 
 
 def method(name, params=NoParams, result=None, auth=True, readonly=False,
-        errors=()):
+        errors=(), locks_party=False):
     """Register func(call, params) as the method name.
 
     auth: the call needs a student's token (call.user, call.party set).
     readonly: the call's transaction is read-only.
     errors: the data.type slugs the method may answer besides the
-    transport's (documented in the OpenRPC document)."""
+    transport's (documented in the OpenRPC document).
+    locks_party: the call locks the student's party row; the dispatcher
+    takes that lock when it starts the transaction, so the call does not
+    restart for it."""
     def decorator(func):
         summary = (func.__doc__ or '').strip().splitlines()[0:1]
         METHODS[name] = Method(
             name=name, func=func, params=params, result=result,
             summary=summary[0] if summary else name, auth=auth,
-            readonly=readonly, errors=tuple(errors))
+            readonly=readonly, errors=tuple(errors),
+            locks_party=locks_party)
         return func
     return decorator
 
