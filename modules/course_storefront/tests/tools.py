@@ -126,12 +126,18 @@ class StorefrontTestMixin(CommittedTestMixin):
 
 
 def set_config(test, section, option, value):
-    "Set a trytond configuration option for the test, removed after it"
+    """Set a trytond configuration option for the test; after it the option
+    gets its former value back (trytond's defaults are options too: removing
+    'database retry' would break every later login) or is removed"""
     from trytond import config
     if not config.has_section(section):
         config.add_section(section)
+    if config._config.has_option(section, option):
+        test.addCleanup(
+            config.set, section, option, config.get(section, option))
+    else:
+        test.addCleanup(unset_config, section, option)
     config.set(section, option, value)
-    test.addCleanup(unset_config, section, option)
 
 
 def unset_config(section, option):
