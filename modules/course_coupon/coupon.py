@@ -613,11 +613,14 @@ class Coupon(
             except CouponError:
                 plans[coupon.id] = None
         result = []
+        # One transaction cache for all: each Grant() would look it up
+        cache = Transaction().get_cache()
         for grant_id, coupon_id in rows:
             if plans[coupon_id] is not None:
                 targets, amount = plans[coupon_id]
-                result.append(Usable(Grant(grant_id), coupons[coupon_id],
-                        list(targets), amount))
+                grant = Grant(grant_id, _transaction_cache=cache)
+                result.append(Usable(
+                        grant, coupons[coupon_id], list(targets), amount))
         return result
 
     @classmethod
