@@ -193,7 +193,7 @@ def main():
     args, demo_args = parse_args()
     if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
         sys.exit("No display (DISPLAY is not set): run it in a desktop "
-            "session, or under Xvfb (xvfb-run python3 scripts/desktop.py)")
+            "session (tests/test_desktop.py gives it an Xvfb display)")
     # Until the client runs, SIGTERM stops this script as Ctrl-C does:
     # through the finally below, which stops the demo it started
     signal.signal(signal.SIGTERM, interrupt)

@@ -20,7 +20,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${DESKTOP_VENV:-$ROOT/var/desktop-client/venv}
 SYSTEM_PYTHON=/usr/bin/python3
 TRYTON_SPEC='tryton>=8.0,<8.1'
-PACKAGES="python3-gi python3-gi-cairo gir1.2-gtk-3.0 xvfb xdotool x11-utils imagemagick"
+PACKAGES="python3-gi python3-gi-cairo gir1.2-gtk-3.0"
+PACKAGES="$PACKAGES xvfb xdotool x11-utils imagemagick"
 
 gtk_ok() {
     [ -x "$SYSTEM_PYTHON" ] && "$SYSTEM_PYTHON" -c '
@@ -45,8 +46,8 @@ sys.exit(not m.version("tryton").startswith("8.0."))
 
 if ! gtk_ok || ! tools_ok; then
     if ! command -v apt-get >/dev/null 2>&1; then
-        echo "Cannot install the desktop client's Debian packages: no apt-get" \
-            "(install: $PACKAGES)" >&2
+        echo "Cannot install the desktop client's Debian packages:" \
+            "no apt-get (install: $PACKAGES)" >&2
         exit 2
     fi
     if [ "$(id -u)" != 0 ]; then
