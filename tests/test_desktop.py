@@ -269,12 +269,21 @@ class DesktopTestCase(unittest.TestCase):
                 if attempt == LOGIN_ATTEMPTS:
                     raise
 
-    def sales_order_ids(self, port, password):
-        "Ids of the orders sales may read, over XML-RPC"
-        from proteus import Model
+    def rpc(self, port, login, password):
+        "The proteus configuration of login over XML-RPC"
         from proteus.config import XmlrpcConfig
-        config = XmlrpcConfig(
-            f'http://sales:{password}@localhost:{port}/{DATABASE}/rpc/')
+        return XmlrpcConfig(
+            f'http://{login}:{password}@localhost:{port}/{DATABASE}/rpc/')
+
+    def user_name(self, config):
+        "The name of the user of config, from their preferences"
+        from proteus import Model
+        User = Model.get('res.user', config=config)
+        return User.get_preferences(False, config.context)['name']
+
+    def order_ids(self, config):
+        "Ids of the orders the user of config may read"
+        from proteus import Model
         Order = Model.get('course.order', config=config)
         return [order.id for order in Order.find([])]
 
@@ -299,11 +308,16 @@ class DesktopTestCase(unittest.TestCase):
         demo_pids = pids(lines)
         self.assertIn('trytond', demo_pids, output())
 
+        config = self.rpc(port, 'sales', password)
+        name = self.user_name(config)
+        self.assertEqual(name, "销售 Sales")
+
         # The client tries the login without a password first, then asks it
         poll(lambda: 'common.db.login(sales' in self.client_log_text(),
             what="the client's first login call")
-        title = self.log_in(password, "销售 Sales")
-        self.assertRegex(title, r'^销售 Sales .*- Tryton$')
+        title = self.log_in(password, name)
+        # '<name> [<company currency>] - Tryton'
+        self.assertRegex(title, rf'^{re.escape(name)} .*- Tryton$')
 
         # The deep link opened the orders list: the client read the orders
         # sales may see
@@ -312,7 +326,7 @@ class DesktopTestCase(unittest.TestCase):
         self.assertIn('model.course.order.fields_view_get(None, \'tree\'',
             self.client_log_text())
         self.assertEqual(
-            sorted(ids), sorted(self.sales_order_ids(port, password)))
+            sorted(ids), sorted(self.order_ids(config)))
         self.assertGreaterEqual(len(ids), 10)
 
         path = self.settled_screenshot('orders')
