@@ -155,3 +155,24 @@ class ConcurrencyTestMixin(CommittedTestMixin):
 
     def in_parallel(self, count, func, *args, **kwargs):
         return in_parallel(count, func, *args, context=self.context, **kwargs)
+
+
+def set_config(test, section, option, value):
+    """Set a trytond configuration option for the test; after it the option
+    gets its former value back (trytond's defaults are options too: removing
+    'database retry' would break every later login) or is removed"""
+    from trytond import config
+    if not config.has_section(section):
+        config.add_section(section)
+    if config._config.has_option(section, option):
+        test.addCleanup(
+            config.set, section, option, config.get(section, option))
+    else:
+        test.addCleanup(unset_config, section, option)
+    config.set(section, option, value)
+
+
+def unset_config(section, option):
+    from trytond import config
+    config._config.remove_option(section, option)
+    config._cache_clear()
