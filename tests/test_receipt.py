@@ -96,7 +96,8 @@ def paid_order(company_id):
         'number': order.number,
         'payable': order.payable_amount,
         'lines': [(l.product.rec_name, l.list_price, l.unit_price,
-                l.discount_name) for l in order.lines],
+                l.activity.name if l.activity else None)
+            for l in order.lines],
         'discounts': [(d.kind, d.description, d.amount)
             for d in order.discounts],
         'reference': payment.reference,
@@ -141,8 +142,9 @@ class OrderReceiptRPCTestCase(RPCTestMixin, unittest.TestCase):
             order['number'], order['reference'], "王小明", "学员申请退课",
             self.money(order['payable'])]
         for name, list_price, unit_price, activity in order['lines']:
+            # Without activity: the regular price's name, in Chinese
             expected += [name, self.money(list_price),
-                self.money(unit_price), activity]
+                self.money(unit_price), activity or "原价购买"]
         for kind, description, amount in order['discounts']:
             expected += [description, '-' + self.money(amount)]
         number, state, amount = order['refund']
@@ -151,6 +153,8 @@ class OrderReceiptRPCTestCase(RPCTestMixin, unittest.TestCase):
         for value in expected:
             with self.subTest(value=value):
                 self.assertIn(value, text)
+        self.assertEqual(
+            sorted(str(a) for *_, a in order['lines']), ["None", "限时八折"])
         self.assertIn("限时八折", paragraphs)
         self.assertEqual(
             sorted(k for k, _, _ in order['discounts']),

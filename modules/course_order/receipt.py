@@ -9,6 +9,7 @@ import shutil
 from types import SimpleNamespace
 
 from trytond import config
+from trytond.i18n import gettext
 from trytond.modules.company import CompanyReport
 from trytond.modules.course.tools import now
 from trytond.pool import Pool
@@ -33,6 +34,7 @@ class OrderReceipt(CompanyReport):
         context['lang'] = cls.get_receipt_language(company)
         context['timezone'] = company.timezone if company else None
         context['printed_at'] = now()
+        context['price_name'] = cls.get_receipt_price_name
         context['payments'] = cls.get_receipt_payments
         context['refunds'] = cls.get_receipt_refunds
         return context
@@ -70,6 +72,15 @@ class OrderReceipt(CompanyReport):
         Lang = Pool().get('ir.lang')
         party_lang = company.party.lang if company else None
         return Lang.get(party_lang.code if party_lang else None)
+
+    @classmethod
+    def get_receipt_price_name(cls, line):
+        """The name of the line's price: the activity's name it was sold
+        at, or the regular price's name in the receipt's language (the line
+        keeps it in the language of the checkout)"""
+        if line.activity or line.unit_price != line.list_price:
+            return line.discount_name or ''
+        return gettext('course.msg_regular_price_name')
 
     @classmethod
     def get_receipt_payments(cls, order):

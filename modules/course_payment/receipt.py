@@ -14,16 +14,23 @@ class OrderReceipt(metaclass=PoolMeta):
         """The provider payments that paid the order (late payments are
         money for another state of the order, refunded: not this order's
         payment); the order's own method when there are none"""
-        Payment = Pool().get('course.payment')
+        pool = Pool()
+        Order = pool.get('course.order')
+        Payment = pool.get('course.payment')
         # Printing needs only the order's read access
         with without_check_access():
+            # The orders' methods in the receipt's language (a payment's
+            # selection of methods is computed, so not translated)
+            methods = dict(
+                Order.fields_get(['pay_method'])['pay_method']['selection'])
             payments = Payment.search([
                     ('order', '=', order.id),
                     ('late', '=', False),
                     ('state', 'in', list(RECEIVED)),
                     ], order=[('paid_at', 'ASC'), ('id', 'ASC')])
             result = [cls.receipt_payment(
-                    p.method_string, p.reference, p.paid_at, p.amount)
+                    methods.get(p.method, p.method), p.reference, p.paid_at,
+                    p.amount)
                 for p in payments]
         return result or super().get_receipt_payments(order)
 

@@ -99,13 +99,17 @@ class OrderReceiptTestCase(unittest.TestCase):
         self.assertShown(paragraphs,
             '订单收据', '学校', '学员', '订单号', '应付金额', '支付信息',
             order.number, cat.company.rec_name, "王小明",
-            "One month", "限时折扣",
+            "One month", "限时折扣", "原价购买",
             money(order.payable_amount), '599.00',
             '人工确认', '已支付')
         for line in order.lines:
             self.assertShown(paragraphs, line.product.rec_name,
-                money(line.list_price), money(line.unit_price),
-                line.discount_name)
+                money(line.list_price), money(line.unit_price))
+        # The regular price's name of the (English) checkout is translated
+        self.assertEqual(
+            sorted(l.discount_name for l in order.lines),
+            ["Regular price", "限时折扣"])
+        self.assertNotIn('Regular price', paragraphs)
         self.assertNotIn('Order Number', paragraphs)
         self.assertNotIn('退款信息', paragraphs)
 
