@@ -1,7 +1,6 @@
 """The order receipt of a paid order with a coupon, points, a provider
 payment and a refund (course_payment's part of the receipt), rendered in
 process and over real JSON-RPC and XML-RPC; who may print it."""
-import datetime as dt
 import unittest
 from decimal import Decimal
 from unittest.mock import patch
@@ -40,7 +39,8 @@ def paid_order(company_id):
     (an activity: 80%) with 50 points, paid through the fake provider,
     then B refunded; the school prints in Chinese.  Return what the receipt
     must show."""
-    from trytond.modules.course.tests.tools import create_catalog
+    from trytond.modules.course.tests.tools import (
+        create_activity, create_catalog)
     from trytond.modules.course_coupon.tests.tools import (
         create_coupon, give)
     from trytond.modules.course_credit.tests.tools import grant
@@ -49,7 +49,6 @@ def paid_order(company_id):
     Company = pool.get('company.company')
     Configuration = pool.get('course.configuration')
     Lang = pool.get('ir.lang')
-    Activity = pool.get('course.activity')
     Order = pool.get('course.order')
     Payment = pool.get('course.payment')
     Refund = pool.get('course.payment.refund')
@@ -63,16 +62,8 @@ def paid_order(company_id):
     config.discounts_combinable = True
     config.save()
     cat = create_catalog(company)
-    now = dt.datetime.now()
-    Activity.create([{
-                'name': "限时八折",
-                'start': now - dt.timedelta(days=1),
-                'end': now + dt.timedelta(days=1),
-                'lines': [('create', [{
-                                'course': cat.course_b.id,
-                                'method': 'percentage',
-                                'value': Decimal(80)}])],
-                }])
+    create_activity(
+        cat.course_b, 'percentage', Decimal(80), name="限时八折")
     student = cat.student
     student.name = "王小明"
     student.save()

@@ -1,4 +1,5 @@
 "Test helpers other modules' tests use to build a small catalog"
+import datetime as dt
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -41,6 +42,22 @@ def create_catalog(company):
         option_a_month=course_a.options[0],
         option_a_permanent=course_a.options[1],
         student=student, other_student=other)
+
+
+def create_activity(course, method, value=None, name="限时折扣"):
+    """Create a price activity running from yesterday to tomorrow with one
+    rule for course: method ('free', 'percentage', …) and value"""
+    Activity = Pool().get('course.activity')
+    now = dt.datetime.now()
+    activity, = Activity.create([{
+                'name': name,
+                'start': now - dt.timedelta(days=1),
+                'end': now + dt.timedelta(days=1),
+                'lines': [('create', [{
+                                'course': course.id, 'method': method,
+                                'value': value}])],
+                }])
+    return activity
 
 
 def run_transaction(func, *args, context=None, retries=None, **kwargs):

@@ -1,12 +1,12 @@
 """The order receipt (report course.order.receipt) rendered in process:
 what it shows, in which language, and its ODT or PDF output"""
-import datetime as dt
 import unittest
 from decimal import Decimal
 from unittest.mock import patch
 
 from trytond.modules.company.tests import create_company
-from trytond.modules.course.tests.tools import create_catalog, set_config
+from trytond.modules.course.tests.tools import (
+    create_activity, create_catalog, set_config)
 from trytond.modules.course_order.receipt import converter_available
 from trytond.modules.course_order.tests.tools import (
     checkout, odt_paragraphs, print_receipt)
@@ -51,20 +51,6 @@ class OrderReceiptTestCase(unittest.TestCase):
         cat.other_student.save()
         return cat
 
-    def activity(self, course, percentage):
-        Activity = Pool().get('course.activity')
-        now = dt.datetime.now()
-        activity, = Activity.create([{
-                    'name': "限时折扣",
-                    'start': now - dt.timedelta(days=1),
-                    'end': now + dt.timedelta(days=1),
-                    'lines': [('create', [{
-                                    'course': course.id,
-                                    'method': 'percentage',
-                                    'value': Decimal(percentage)}])],
-                    }])
-        return activity
-
     def money(self, amount, order, language):
         "amount as the receipt writes it in language"
         pool = Pool()
@@ -86,7 +72,7 @@ class OrderReceiptTestCase(unittest.TestCase):
         "A paid order: number, lines, payable, payment, Chinese labels"
         Order = Pool().get('course.order')
         cat = self.catalog('zh_CN')
-        self.activity(cat.course_b, 80)
+        create_activity(cat.course_b, 'percentage', Decimal(80))
         order = checkout(
             cat.student, (cat.course_a, cat.option_a_month), cat.course_b)
         Order.confirm_payment([order])
