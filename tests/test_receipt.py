@@ -3,35 +3,16 @@ payment and a refund (course_payment's part of the receipt), rendered in
 process and over real JSON-RPC and XML-RPC; who may print it."""
 import unittest
 from decimal import Decimal
-from unittest.mock import patch
+from types import SimpleNamespace
 
 from trytond.modules.course.tests.rpc import RPCTestMixin
 from trytond.modules.course.tests.tools import run_transaction
 from trytond.modules.course_order.tests.tools import (
     odt_paragraphs, print_receipt)
-from trytond.modules.course_payment.tests.tools import FakeProvider
+from trytond.modules.course_payment.tests.tools import (
+    FakeProvider, plug_fake)
 
 REPORT = 'course.order.receipt'
-
-
-def plug_fake(test_class, provider):
-    """Plug the payment method 'fake' for the whole test class (the RPC
-    calls run in this process)"""
-    from trytond.pool import Pool
-    from trytond.tests.test_tryton import DB_NAME
-    from trytond.transaction import Transaction
-    with Transaction().start(DB_NAME, 0):
-        pool = Pool()
-        Order = pool.get('course.order')
-        Payment = pool.get('course.payment')
-    selection = [s for s in Order.pay_method.selection if s[0] != 'fake']
-    patchers = [patch.object(
-            Order.pay_method, 'selection', selection + [('fake', "Fake")])]
-    patchers += [patch.object(Payment, name, hook, create=True)
-        for name, hook in provider.hooks().items()]
-    for patcher in patchers:
-        patcher.start()
-        test_class.addClassCleanup(patcher.stop)
 
 
 def paid_order(company_id):
@@ -102,9 +83,14 @@ class OrderReceiptRPCTestCase(RPCTestMixin, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        from trytond.tests.test_tryton import DB_NAME
+        from trytond.transaction import Transaction
         super().setUpClass()
         cls.fake = FakeProvider()
-        plug_fake(cls, cls.fake)
+        # For the whole class (the RPC calls run in this process)
+        with Transaction().start(DB_NAME, 0):
+            plug_fake(SimpleNamespace(addCleanup=cls.addClassCleanup),
+                cls.fake)
         cls.order = run_transaction(
             paid_order, cls.company_id, context={'company': cls.company_id})
 
