@@ -211,17 +211,14 @@ def apply(target, company, entries, out=None):
     return list(done)
 
 
+@common.command
 def main(argv=None, out=None):
     out = out or sys.stdout
     args = arguments().parse_args(argv)
-    try:
-        target = common.connect(args)
-        rows = common.read_csv(args.file, ['student', 'ledger', 'value'],
-            ['reason', 'kind'])
-        company = target.company()
-    except common.ScriptError as error:
-        print(error, file=sys.stderr)
-        return common.EXIT_USAGE
+    target = common.connect(args)
+    rows = common.read_csv(args.file, ['student', 'ledger', 'value'],
+        ['reason', 'kind'])
+    company = target.company()
     for number, values in rows:
         if values is not None:
             values.setdefault('reason', '')

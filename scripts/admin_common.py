@@ -9,13 +9,16 @@ running server over XML-RPC (proteus ``set_xmlrpc``: proteus 8.0 has no
 JSON-RPC; the user and password travel as HTTP basic authentication on
 every call, so use https beyond localhost).
 
-Exit codes: 0 done, 1 bad rows (nothing changed) or disagreements, 2 bad
-command line or no connection.
+Exit codes: 0 done, 1 bad rows (nothing changed), a change refused or
+disagreements, 2 bad command line, no connection or a read refused (e.g.
+the user lacks a right).
 """
 import argparse
 import csv
+import functools
 import sys
 import time
+import urllib.parse
 import xmlrpc.client
 from decimal import Decimal, InvalidOperation
 
@@ -63,8 +66,22 @@ def connect(args):
                 user=args.user, config_file=args.config), local=True)
     except IndexError:  # proteus looks the login up with [0]
         raise ScriptError(f"Cannot connect: no user {args.user!r}")
-    except (OSError, xmlrpc.client.Error, Exception) as error:
-        raise ScriptError(f"Cannot connect: {error_text(error)}")
+    except Exception as error:
+        text = error_text(error)
+        if args.url:  # not the password
+            text = text.replace(args.url, masked(args.url)).replace(
+                args.url.split('://', 1)[-1],
+                masked(args.url).split('://', 1)[-1])
+        raise ScriptError(f"Cannot connect: {text}")
+
+
+def masked(url):
+    "The URL with its password hidden"
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f':{parts.password}@', ':***@', 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def error_text(error):
@@ -79,6 +96,34 @@ def error_text(error):
         description = getattr(error, 'description', '')
         return f'{message} {description}'.strip()
     return str(error) or error.__class__.__name__
+
+
+def is_refusal(error):
+    "Whether error is the server's (or trytond's) refusal of a call"
+    if isinstance(error, xmlrpc.client.Fault):
+        return True
+    try:
+        from trytond.exceptions import TrytonException
+    except ImportError:
+        return False
+    return isinstance(error, TrytonException)
+
+
+def command(main):
+    """main(argv) as a command: a ScriptError or a refusal of the server
+    (e.g. the user lacks a right) is printed, exit 2"""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except ScriptError as error:
+            print(error, file=sys.stderr)
+        except Exception as error:
+            if not is_refusal(error):
+                raise
+            print(f"Refused: {error_text(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    return wrapper
 
 
 class Target:

@@ -17,7 +17,8 @@ companies: run the script as such a user (``-u``, default ``admin``, or the
 user of the URL).
 
 Prints one line per disagreement; exits 0 when everything agrees, 1 when
-something disagrees, 2 when the database cannot be reached.
+something disagrees, 2 when the database cannot be reached or the user may
+not audit.
 """
 import os
 import sys
@@ -69,14 +70,10 @@ def connect(args):
     return common.connect(args).config
 
 
+@common.command
 def main(argv=None):
     args = common.parser(__doc__).parse_args(argv)
-    try:
-        config = connect(args)
-    except common.ScriptError as error:
-        print(error, file=sys.stderr)
-        return common.EXIT_USAGE
-    return run(config)
+    return run(connect(args))
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ Administration).
 """
 import csv
 import datetime as dt
+import os
 import sys
 from decimal import Decimal
 
@@ -117,25 +118,26 @@ def export(target, args, out):
     return len(ids)
 
 
+@common.command
 def main(argv=None, out=None):
     parser = arguments()
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error("--to is before --from")
-    try:
-        target = common.connect(args)
-        if args.output:
+    target = common.connect(args)
+    if not args.output:
+        try:
+            count = export(target, args, out or sys.stdout)
+        except BrokenPipeError:  # the reader had enough (| head)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return common.EXIT_OK
+    else:
+        try:
             with open(args.output, 'w', newline='', encoding='utf-8') as fp:
                 count = export(target, args, fp)
-        else:
-            count = export(target, args, out or sys.stdout)
-    except common.ScriptError as error:
-        print(error, file=sys.stderr)
-        return common.EXIT_USAGE
-    except OSError as error:
-        print(f"Cannot write {args.output}: {error.strerror}",
-            file=sys.stderr)
-        return common.EXIT_USAGE
+        except OSError as error:
+            raise common.ScriptError(
+                f"Cannot write {args.output}: {error.strerror}")
     print(f"{count} order(s) from {args.start} to {args.end}.",
         file=sys.stderr)
     return common.EXIT_OK

@@ -129,16 +129,13 @@ def grant(target, coupon, grants, skip_limited, out=None):
     return target.apply(apply)
 
 
+@common.command
 def main(argv=None, out=None):
     out = out or sys.stdout
     args = arguments().parse_args(argv)
-    try:
-        target = common.connect(args)
-        rows = common.read_csv(args.file, ['student'])
-        coupon = find_coupon(target, args.coupon)
-    except common.ScriptError as error:
-        print(error, file=sys.stderr)
-        return common.EXIT_USAGE
+    target = common.connect(args)
+    rows = common.read_csv(args.file, ['student'])
+    coupon = find_coupon(target, args.coupon)
     problems = common.Problems()
     grants, skipped = validate(
         target, coupon, rows, args.skip_limited, problems)

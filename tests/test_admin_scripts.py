@@ -446,14 +446,38 @@ class AdminScriptsServerTestCase(AdminScriptsMixin, ServerTestMixin,
         return (f'http://{login}:{PASSWORD.format(login)}@127.0.0.1:'
             f'{self.server.port}/{self.server_database}/rpc/')
 
-    def script(self, name, *args):
-        "The script's command line with --url as manager"
+    def script(self, name, *args, login='manager'):
+        "The script's command line with --url as login"
         result = subprocess.run(
             [sys.executable, os.path.join(SCRIPTS, f'{name}.py'),
-                '--url', self.url(), *args],
+                '--url', self.url(login), *args],
             capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
             env=self.server.environ())
         return result.returncode, result.stdout, result.stderr
+
+    def test_refused(self):
+        """The server's doors refuse a user without the right: the audit
+        and a grant by Course Sales, a wrong password (not shown)"""
+        students = self.data(make_students, self.prefix)
+        coupon = self.data(make_coupon, f'{self.prefix} coupon')
+        code, out, err = self.script('audit_credit', login='sales')
+        self.assertEqual(code, 2, out + err)
+        self.assertIn('Refused: Only the group "Course Administration"', err)
+        path = self.csv('students.csv', f'student\n{students["ann"][1]}\n')
+        code, out, err = self.script(
+            'grant_coupon', '--coupon', str(coupon), path, login='sales')
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('Refused: ', err)
+        self.assertEqual(self.data(grants_of, coupon), {})
+        url = self.url().replace(PASSWORD.format('manager'), 'wrong-pw')
+        result = subprocess.run(
+            [sys.executable, os.path.join(SCRIPTS, 'audit_credit.py'),
+                '--url', url], capture_output=True, text=True,
+            timeout=SCRIPT_TIMEOUT, env=self.server.environ())
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("Cannot connect:", result.stderr)
+        self.assertIn(":***@", result.stderr)
+        self.assertNotIn('wrong-pw', result.stderr)
 
     def test_adjust_resumed(self):
         """A row refused mid-way over a server: the rows before it stay,
