@@ -154,8 +154,7 @@ class AdminScriptsMixin:
     def setUp(self):
         super().setUp()
         self.folder = tempfile.mkdtemp(prefix='admin-scripts-')
-        self.prefix = f'{self.where}{self._testMethodName[-12:]}'.replace(
-            '_', '')
+        self.prefix = self.where + self._testMethodName[4:].replace('_', '')
 
     def csv(self, name, text):
         return write_csv(self.folder, name, text)
@@ -404,6 +403,25 @@ class AdminScriptsTestCase(AdminScriptsMixin, StorefrontTestMixin,
                 self.assertIn('--url', result.stdout)
                 self.assertIn('/<db>/rpc/', result.stdout)
 
+    def test_grant_one_transaction(self):
+        "On a local database a refused batch undoes the batches before it"
+        from trytond.tests.test_tryton import DB_NAME
+        students = self.data(make_students, self.prefix)
+        coupon_id = self.data(make_coupon, f'{self.prefix} coupon', 1)
+        args = admin_common.parser("Test").parse_args(
+            ['-d', DB_NAME, '-u', 'manager'])
+        ann, bob = students['ann'][0], students['bob'][0]
+        with patch.dict(os.environ), \
+                patch.object(grant_coupon, 'GRANT_BATCH', 1):
+            target = admin_common.connect(args)
+            coupon = grant_coupon.find_coupon(target, str(coupon_id))
+            with self.assertRaises(Exception) as cm, \
+                    contextlib.redirect_stderr(io.StringIO()):
+                grant_coupon.grant(
+                    target, coupon, [(2, ann), (3, bob), (4, bob)], False)
+        self.assertIn("already holds", admin_common.error_text(cm.exception))
+        self.assertEqual(self.data(grants_of, coupon_id), {})
+
     def test_adjust_one_transaction(self):
         "On a local database a failing row undoes the rows before it"
         students = self.data(make_students, self.prefix)
@@ -478,6 +496,28 @@ class AdminScriptsServerTestCase(AdminScriptsMixin, ServerTestMixin,
         self.assertIn("Cannot connect:", result.stderr)
         self.assertIn(":***@", result.stderr)
         self.assertNotIn('wrong-pw', result.stderr)
+
+    def test_grant_batches(self):
+        """Over a server each call of grants is a transaction: a refused
+        batch grants none of its students, the batches before it stay and
+        the script says which rows"""
+        students = self.data(make_students, self.prefix)
+        coupon_id = self.data(make_coupon, f'{self.prefix} coupon', 1)
+        args = grant_coupon.arguments().parse_args(
+            ['--url', self.url(), '--coupon', str(coupon_id), 'x.csv'])
+        target = admin_common.connect(args)
+        coupon = grant_coupon.find_coupon(target, str(coupon_id))
+        ann, bob, cai = (students[n][0] for n in ['ann', 'bob', 'cai'])
+        # bob twice: the check would refuse it, the server does
+        grants = [(2, ann), (3, bob), (4, cai), (5, bob)]
+        err = io.StringIO()
+        with patch.object(grant_coupon, 'GRANT_BATCH', 2), \
+                self.assertRaises(Exception) as cm:
+            grant_coupon.grant(target, coupon, grants, False, out=err)
+        self.assertIn("already holds", admin_common.error_text(cm.exception))
+        self.assertIn("Rows 2 to 3 were granted; the rows from 4 on were "
+            "not.", err.getvalue())
+        self.assertEqual(self.data(grants_of, coupon_id), {ann: 1, bob: 1})
 
     def test_adjust_resumed(self):
         """A row refused mid-way over a server: the rows before it stay,
