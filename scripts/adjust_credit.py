@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Adjust the credit points or wallet of the students of a CSV file.
 
-    python3 scripts/adjust_credit.py -d <db> [-c <conf>] [-u <login>] adjust.csv
-    python3 scripts/adjust_credit.py --url http://<login>:<pw>@<host>:8000/<db>/rpc/ adjust.csv
+    python3 scripts/adjust_credit.py -d <db> [-c <conf>] [-u <login>] \\
+        adjust.csv
+    python3 scripts/adjust_credit.py \\
+        --url http://<login>:<pw>@<host>:8000/<db>/rpc/ adjust.csv
 
 The CSV has a header line with the columns "student" (an e-mail or a party
 code), "ledger" ("credit" for points, "wallet" for money), "value" (points:

@@ -27,7 +27,7 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 CHUNK = 500
 
 URL_HELP = ("XML-RPC URL of a running server with the login and password: "
-    "http://<login>:<password>@<host>:<port>/<database>/rpc/")
+    "http://<login>:<password>@<host>:<port>/<db>/rpc/")
 
 
 class ScriptError(Exception):

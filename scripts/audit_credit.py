@@ -2,7 +2,8 @@
 """Audit the credit and wallet ledgers of a course-commerce database.
 
     python3 scripts/audit_credit.py -d <db> [-c <trytond.conf>] [-u <login>]
-    python3 scripts/audit_credit.py --url http://<login>:<pw>@<host>:8000/<db>/rpc/
+    python3 scripts/audit_credit.py \\
+        --url http://<login>:<pw>@<host>:8000/<db>/rpc/
 
 Calls, through proteus and as the given user, the audit of the ledgers,
 ``course.credit.movement.audit``: every balance recorded on a movement

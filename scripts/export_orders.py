@@ -3,7 +3,8 @@
 
     python3 scripts/export_orders.py -d <db> [-c <conf>] [-u <login>] \\
         --from 2026-12-01 --to 2026-12-31 [-o orders.csv]
-    python3 scripts/export_orders.py --url http://<login>:<pw>@<host>:8000/<db>/rpc/ \\
+    python3 scripts/export_orders.py \\
+        --url http://<login>:<pw>@<host>:8000/<db>/rpc/ \\
         --from 2026-12-01 --to 2026-12-31 [--state paid] [-o orders.csv]
 
 Writes one row per order of the user's company made from the first day

@@ -3,7 +3,8 @@
 
     python3 scripts/grant_coupon.py -d <db> [-c <conf>] [-u <login>] \\
         --coupon <id or name> students.csv
-    python3 scripts/grant_coupon.py --url http://<login>:<pw>@<host>:8000/<db>/rpc/ \\
+    python3 scripts/grant_coupon.py \\
+        --url http://<login>:<pw>@<host>:8000/<db>/rpc/ \\
         --coupon <id or name> students.csv
 
 The CSV has a header line with the column "student": a student's e-mail
