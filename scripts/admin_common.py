@@ -68,20 +68,10 @@ def connect(args):
         raise ScriptError(f"Cannot connect: no user {args.user!r}")
     except Exception as error:
         text = error_text(error)
-        if args.url:  # not the password
-            text = text.replace(args.url, masked(args.url)).replace(
-                args.url.split('://', 1)[-1],
-                masked(args.url).split('://', 1)[-1])
+        password = args.url and urllib.parse.urlsplit(args.url).password
+        if password:  # the error may quote the URL
+            text = text.replace(password, '***')
         raise ScriptError(f"Cannot connect: {text}")
-
-
-def masked(url):
-    "The URL with its password hidden"
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f':{parts.password}@', ':***@', 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def error_text(error):
