@@ -70,7 +70,7 @@ def connect(args):
         text = error_text(error)
         password = args.url and urllib.parse.urlsplit(args.url).password
         if password:  # the error may quote the URL
-            text = text.replace(password, '***')
+            text = text.replace(f':{password}@', ':***@')
         raise ScriptError(f"Cannot connect: {text}")
 
 
