@@ -6,7 +6,7 @@ line of an order paid (dated when it was paid) and one row per line given
 back by a refund (dated when it was refunded).  course_order knows whole
 refunds only (the refunded orders); course_payment replaces them with its
 refund records (partial refunds too) through `_refund_lines`."""
-from sql import Literal, Null, Union
+from sql import Column, Literal, Null, Union
 from sql.aggregate import Count, Min, Sum
 from sql.conditionals import Case, Coalesce
 
@@ -16,6 +16,9 @@ from trytond.modules.currency.fields import Monetary
 from trytond.pool import Pool
 
 PAID_STATES = ['paid', 'refunding', 'refunded']
+MOVEMENT_COLUMNS = [
+    'id', 'company', 'kind', 'date', 'order', 'line', 'course', 'refund',
+    'amount']
 
 
 class Movement(ReportingMixin, ModelSQL):
@@ -109,8 +112,7 @@ class FiguresMixin(ReportingMixin):
 
     @classmethod
     def table_query(cls):
-        Movement = Pool().get('course.order.reporting.movement')
-        movement = Movement.__table__()
+        movement = cls._movements()
         from_item, group_columns, group_by = cls._group(movement)
         paid = movement.kind == 'paid'
         refund = movement.kind == 'refund'
@@ -128,6 +130,11 @@ class FiguresMixin(ReportingMixin):
             cls.net_amount.sql_cast(paid_amount - refund_amount
                 ).as_('net_amount'),
             group_by=group_by)
+
+    @classmethod
+    def _movements(cls):
+        "The movements to sum (a table or a query with their columns)"
+        return Pool().get('course.order.reporting.movement').__table__()
 
     @classmethod
     def _group(cls, movement):
@@ -149,11 +156,20 @@ class Sales(FiguresMixin, ModelSQL, ModelView):
         cls._order = [('date', 'DESC')]
 
     @classmethod
+    def _movements(cls):
+        # The period computed below: PostgreSQL cannot group by an
+        # expression holding a query parameter
+        movement = super()._movements()
+        return movement.select(
+            *(Column(movement, n) for n in MOVEMENT_COLUMNS),
+            cls._period(movement.date).as_('period'))
+
+    @classmethod
     def _group(cls, movement):
-        date = cls._period(movement.date)
         # The movements of a period are its own: their least id is unique
         return movement, [
-            Min(movement.id).as_('id'), date.as_('date')], [date]
+            Min(movement.id).as_('id'), movement.period.as_('date')], [
+            movement.period]
 
 
 class CourseSales(FiguresMixin, ModelSQL, ModelView):
