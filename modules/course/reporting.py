@@ -102,6 +102,14 @@ class ReportingMixin:
     company = fields.Many2One('company.company', "Company", readonly=True)
 
     @classmethod
+    def __setup__(cls):
+        super().__setup__()
+        # Figures are read only: no door to write them (the access rights
+        # refuse it too, but a table query would fail first)
+        for method in ['create', 'write', 'delete', 'copy', 'import_data']:
+            cls.__rpc__.pop(method, None)
+
+    @classmethod
     def _company(cls):
         "The company of the context, or None"
         Company = Pool().get('company.company')
