@@ -23,6 +23,7 @@ DATE = fields.Date("Date")
 class ReportingContext(ModelView):
     "Course Reporting Context"
     __name__ = 'course.reporting.context'
+    __string__ = "Reporting Context"
 
     company = fields.Many2One('company.company', "Company", required=True)
     from_date = fields.Date(

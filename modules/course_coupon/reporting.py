@@ -13,6 +13,7 @@ from trytond.pool import Pool
 class CouponUsage(ReportingMixin, ModelSQL, ModelView):
     "Coupon Usage"
     __name__ = 'course.coupon.reporting'
+    __string__ = "Coupon Usage"
 
     coupon = fields.Many2One('course.coupon', "Coupon", readonly=True)
     currency = fields.Many2One(

@@ -59,6 +59,7 @@ class LedgerFiguresMixin(ReportingMixin):
 class CreditFigures(LedgerFiguresMixin, ModelSQL, ModelView):
     "Credit Point Figures"
     __name__ = 'course.credit.reporting'
+    __string__ = "Credit Point Figures"
     _movement = 'course.credit.movement'
     _columns = {
         'issued': (['grant', 'earn'], 1),
@@ -90,6 +91,7 @@ class CreditFigures(LedgerFiguresMixin, ModelSQL, ModelView):
 class WalletFigures(LedgerFiguresMixin, ModelSQL, ModelView):
     "Wallet Figures"
     __name__ = 'course.wallet.reporting'
+    __string__ = "Wallet Figures"
     _movement = 'course.wallet.movement'
     _columns = {
         'topped_up': (['topup'], 1),

@@ -24,6 +24,7 @@ MOVEMENT_COLUMNS = [
 class Movement(ReportingMixin, ModelSQL):
     "Course Sales Movement"
     __name__ = 'course.order.reporting.movement'
+    __string__ = "Sales Movement"
 
     kind = fields.Selection([
             ('paid', "Paid"),
@@ -146,6 +147,7 @@ class FiguresMixin(ReportingMixin):
 class Sales(FiguresMixin, ModelSQL, ModelView):
     "Course Sales"
     __name__ = 'course.order.reporting'
+    __string__ = "Sales"
 
     date = fields.Date(
         "Date", readonly=True, help="The first day of the period.")
@@ -175,6 +177,7 @@ class Sales(FiguresMixin, ModelSQL, ModelView):
 class CourseSales(FiguresMixin, ModelSQL, ModelView):
     "Course Sales per Course"
     __name__ = 'course.order.reporting.course'
+    __string__ = "Sales per Course"
 
     course = fields.Many2One('course.course', "Course", readonly=True)
     category = fields.Many2One('course.category', "Category", readonly=True)
@@ -202,6 +205,7 @@ class CourseSales(FiguresMixin, ModelSQL, ModelView):
 class CategorySales(FiguresMixin, ModelSQL, ModelView):
     "Course Sales per Category"
     __name__ = 'course.order.reporting.category'
+    __string__ = "Sales per Category"
 
     category = fields.Many2One('course.category', "Category", readonly=True)
     direction = fields.Many2One(
@@ -227,6 +231,7 @@ class CategorySales(FiguresMixin, ModelSQL, ModelView):
 class DirectionSales(FiguresMixin, ModelSQL, ModelView):
     "Course Sales per Direction"
     __name__ = 'course.order.reporting.direction'
+    __string__ = "Sales per Direction"
 
     direction = fields.Many2One(
         'course.direction', "Direction", readonly=True)
