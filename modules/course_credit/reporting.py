@@ -24,7 +24,7 @@ class LedgerFiguresMixin(ReportingMixin):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls._order = [('date', 'DESC')]
+        cls._order = [('date', 'DESC'), ('id', 'DESC')]
 
     @classmethod
     def table_query(cls):

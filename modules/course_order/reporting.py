@@ -155,7 +155,7 @@ class Sales(FiguresMixin, ModelSQL, ModelView):
     @classmethod
     def __setup__(cls):
         super().__setup__()
-        cls._order = [('date', 'DESC')]
+        cls._order = [('date', 'DESC'), ('id', 'DESC')]
 
     @classmethod
     def _movements(cls):
