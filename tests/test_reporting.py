@@ -114,7 +114,14 @@ def school():
     restamp('course.credit.movement', [expired.id],
         date=utc(2026, 4, 30, 20))  # 1 May in Shanghai
     restamp('course.wallet.movement', [top.id], date=utc(2026, 3, 2, 2))
+    from trytond.modules.company.tests import create_company
+    other = create_company()
+    with Transaction().set_context(company=other.id):
+        # Points in the other company: figures its users may see
+        outsider, = pool.get('party.party').create([{'name': "Outsider"}])
+        grant(outsider, 70, company=other.id)
     return {
+        'other_company': other.id,
         'courses': [cat.course_a.id, cat.course_b.id, cat.course_c.id],
         'category': cat.category.id, 'direction': cat.direction.id,
         'coupon': coupon.id, 'unused': unused.id,
@@ -142,14 +149,17 @@ class ReportingRPCTestCase(RPCTestMixin, unittest.TestCase):
 
     def read(self, model, fields, period='month',
             from_date=dt.date(2026, 1, 1), to_date=dt.date(2026, 12, 31),
-            login='manager', key='date'):
+            login='manager', key='date', company=None):
         """{key: (fields…)} of the rows of model read by login in the
-        context of period and dates"""
+        context of period and dates (and company)"""
         client = self.login(login)
+        context = {
+            'period': period, 'from_date': date_value(from_date),
+            'to_date': date_value(to_date)}
+        if company:
+            context['company'] = company
         rows = client.model(model, 'search_read', [], 0, None, None,
-            [key] + fields, context={
-                'period': period, 'from_date': date_value(from_date),
-                'to_date': date_value(to_date)})
+            [key] + fields, context=context)
         result = {}
         for row in rows:
             value = row[key]
@@ -257,6 +267,22 @@ class ReportingRPCTestCase(RPCTestMixin, unittest.TestCase):
                 MARCH_3: (D('0.00'), D('490.00'), D('0.00'), D('0.00'),
                     D('-490.00')),
                 })
+
+    def test_other_company(self):
+        """In the context of a company not theirs, the manager reads no
+        row of any report (the figures are the context company's, and the
+        rules keep the user's companies), though that company has some"""
+        def other_points():
+            from trytond.pool import Pool
+            Figures = Pool().get('course.credit.reporting')
+            return [f.issued for f in Figures.search([])]
+        self.assertEqual(run_transaction(other_points, context={
+                    'company': self.data['other_company']}), [70])
+        for model in REPORTS:
+            with self.subTest(model=model):
+                self.assertTrue(self.read(model, ['company'], key='id'))
+                self.assertEqual(self.read(model, ['company'], key='id',
+                        company=self.data['other_company']), {})
 
     def test_access(self):
         """Course Administration reads every report and writes none;
