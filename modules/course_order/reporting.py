@@ -8,7 +8,7 @@ refunds only (the refunded orders); course_payment replaces them with its
 refund records (partial refunds too) through `_refund_lines`."""
 from sql import Column, Literal, Null, Union
 from sql.aggregate import Count, Min, Sum
-from sql.conditionals import Case, Coalesce
+from sql.conditionals import Case
 
 from trytond.model import ModelSQL, ModelView, fields
 from trytond.modules.course.reporting import ReportingMixin
@@ -92,7 +92,7 @@ class Movement(ReportingMixin, ModelSQL):
 
 class FiguresMixin(ReportingMixin):
     """Paid and refunded amounts, orders and refunds of the movements,
-    grouped by what `_group_columns` returns"""
+    grouped as `_group` says"""
     __slots__ = ()
 
     currency = fields.Many2One(
