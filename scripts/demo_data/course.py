@@ -15,6 +15,7 @@ from . import as_root, password
 
 COMPANY_NAME = "Luffy Online School"
 TIMEZONE = 'Asia/Shanghai'
+LANGUAGE = 'zh_CN'
 ACTIVITY_NAME = "新课限时优惠"
 
 # direction: [category, ...]
@@ -154,6 +155,7 @@ def get_company(currency):
         company = Company(
             party=party, currency=currency, timezone=TIMEZONE)
         company.save()
+    set_language(company.party, LANGUAGE)
     admin, = User.find([('login', '=', 'admin')])
     changed = False
     if company not in admin.companies:
@@ -167,6 +169,16 @@ def get_company(currency):
     config = get_config()
     config._context = User.get_preferences(True, {})
     return company
+
+
+def set_language(party, code):
+    """Give party the language code (the company's: its documents, such as
+    the order receipt, are in it) when it has another"""
+    Lang = Model.get('ir.lang')
+    lang, = Lang.find([('code', '=', code)])
+    if party.lang != lang:
+        party.lang = lang
+        party.save()
 
 
 def load_catalog(company):
