@@ -5,6 +5,8 @@ import datetime as dt
 import unittest
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
+
 from trytond.modules.company.tests import create_company
 from trytond.modules.course.tests.tools import create_catalog
 from trytond.modules.course_order.tests.tools import checkout
@@ -135,3 +137,31 @@ class CourseOrderReportingTestCase(unittest.TestCase):
             self.assertEqual(self.read('course.order.reporting'), {})
             self.assertEqual(
                 self.read('course.order.reporting.course', key='course'), {})
+
+    @with_transaction()
+    def test_odd_context(self):
+        """A period the reports do not know counts as month; dates that are
+        no dates are ignored"""
+        self.shop()
+        by_month = self.read('course.order.reporting', 'month')
+        self.assertEqual(
+            self.read('course.order.reporting', "week'; DROP TABLE x"),
+            by_month)
+        self.assertEqual(self.read('course.order.reporting', 'month',
+                from_date='garbage', to_date=42), by_month)
+
+    @with_transaction()
+    def test_context_defaults(self):
+        "The context opens on the user's company, a year back, by month"
+        pool = Pool()
+        Context = pool.get('course.reporting.context')
+        today = pool.get('ir.date').today()
+        company = create_company()
+        with Transaction().set_context(company=company.id):
+            values = Context.default_get(
+                ['company', 'from_date', 'to_date', 'period'],
+                with_rec_name=False)
+        self.assertEqual(values, {
+                'company': company.id,
+                'from_date': today - relativedelta(years=1),
+                'to_date': today, 'period': 'month'})
