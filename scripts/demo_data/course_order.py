@@ -16,7 +16,9 @@ every state the sales staff see in the order tabs.
   orders (``course.order.audit``) finds nothing.  The workflow starts an
   enrollment when its order is paid, so these start when the demo is
   built: the demo has no backdated history (an enrollment that already
-  ended, like a course bought months ago, cannot be made).
+  ended, like a course bought months ago, cannot be made).  A demo
+  database built before keeps the enrollments its loader wrote without
+  order (these orders are then skipped) until ``demo.py --rebuild``.
 
 The orders go through the real workflow (``checkout``, the buttons, the
 cron job), as the storefront and the staff would, so they hold consistent
