@@ -11,7 +11,8 @@ equals the sum of its ledger's movements (and is never below zero), every
 movement is explained by its order or its staff adjustment, and the credit
 and wallet movements of every order match its state and amounts.  When the
 database offers it, the audit of the orders and enrollments,
-``course.order.audit``, is run too.
+``course.order.audit``, is run too, and the gifts are listed for review
+(``course.order.audit_gifts``: a gift is no disagreement).
 
 The audits are for the group "Course Administration" and cover the user's
 companies: run the script as such a user (``-u``, default ``admin``, or the
@@ -34,6 +35,10 @@ AUDITS = [
     ('course.order', "the orders and enrollments",
         "Orders and enrollments agree."),
     ]
+# (model, method, what its texts are): printed, no disagreement
+REVIEWS = [
+    ('course.order', 'audit_gifts', "gift(s) to review"),
+    ]
 
 
 def check(config=None):
@@ -51,8 +56,23 @@ def check(config=None):
     return results
 
 
+def reviews(config=None):
+    "Return [(what, texts)] for each list to review the database offers"
+    from proteus import Model
+    from proteus.config import get_config
+    config = config or get_config()
+    results = []
+    for model, method, what in REVIEWS:
+        Reviewed = Model.get(model, config=config)
+        if hasattr(Reviewed, method):
+            results.append(
+                (what, getattr(Reviewed, method)(config.context)))
+    return results
+
+
 def run(config=None, out=None):
-    "Print the disagreements and return the exit code"
+    """Print the disagreements, then the lists to review; return the exit
+    code (the lists to review do not change it)"""
     out = out or sys.stdout
     code = 0
     for what, agreed, problems in check(config):
@@ -63,6 +83,11 @@ def run(config=None, out=None):
             code = 1
         else:
             print(agreed, file=out)
+    for what, texts in reviews(config):
+        for text in texts:
+            print(text, file=out)
+        if texts:
+            print(f"{len(texts)} {what}", file=out)
     return code
 
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,8 +21,8 @@ import urllib.parse
 import urllib.request
 
 from tests.demo_server import (
-    DATABASE, READY_TIMEOUT, STOP_TIMEOUT, DemoServer, alive, free_port,
-    group_alive, sqlite_only)
+    DATABASE, READY_TIMEOUT, ROOT, STOP_TIMEOUT, DemoServer, alive,
+    demo_env, free_port, group_alive, sqlite_only)
 
 
 @sqlite_only
@@ -82,6 +83,7 @@ class DemoTestCase(unittest.TestCase):
         Activity = Model.get('course.activity', config=config)
         self.assertIn('running', [a.state for a in Activity.find([])])
 
+        self.audit()
         self.storefront(port)
         self.pay_with_alipay(port)
 
@@ -119,6 +121,18 @@ class DemoTestCase(unittest.TestCase):
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
 
+    def audit(self):
+        """The README's audit of the fresh demo, as manager over the
+        server: every enrollment comes from its workflow, so all agrees
+        (exit 0) and the demo's gift is listed for review"""
+        audit = subprocess.run(
+            [sys.executable, os.path.join(ROOT, 'scripts', 'audit_credit.py'),
+                '--url', self.demo.rpc_url('manager')],
+            env=demo_env(), capture_output=True, text=True, timeout=120)
+        self.assertEqual(audit.returncode, 0, audit.stdout + audit.stderr)
+        self.assertIn("Credit and wallet ledgers agree.", audit.stdout)
+        self.assertIn("Orders and enrollments agree.", audit.stdout)
+        self.assertIn("1 gift(s) to review", audit.stdout)
 
     def storefront(self, port):
         """The demo student printed by the demo logs in to the Storefront
