@@ -15,6 +15,9 @@ from . import as_root, password
 
 COMPANY_NAME = "Luffy Online School"
 TIMEZONE = 'Asia/Shanghai'
+# The school's language: new staff users get it (course's res.user
+# default), and the texts the modules store for it are written in it
+LANGUAGE = 'zh_CN'
 ACTIVITY_NAME = "新课限时优惠"
 
 # direction: [category, ...]
@@ -109,6 +112,7 @@ def load():
     courses = load_catalog(company)
     load_activity(company, courses)
     load_staff(company)
+    speak_company_language(company)
     students = load_students()
     load_enrollments(company, courses, students)
     close_config_wizard()
@@ -145,15 +149,21 @@ def get_company(currency):
     Company = Model.get('company.company')
     Party = Model.get('party.party')
     User = Model.get('res.user')
+    Lang = Model.get('ir.lang')
+    lang, = Lang.find([('code', '=', LANGUAGE)])
     companies = Company.find([('party.name', '=', COMPANY_NAME)])
     if companies:
         company, = companies
     else:
-        party = Party(name=COMPANY_NAME)
+        party = Party(name=COMPANY_NAME, lang=lang)
         party.save()
         company = Company(
             party=party, currency=currency, timezone=TIMEZONE)
         company.save()
+    if not company.party.lang:  # a demo database older than LANGUAGE
+        party = Party(company.party.id)
+        party.lang = lang
+        party.save()
     admin, = User.find([('login', '=', 'admin')])
     changed = False
     if company not in admin.companies:
@@ -260,6 +270,21 @@ def load_staff(company):
         user.companies.append(Company(company.id))
         user.company = company
         user.save()
+
+
+def speak_company_language(company):
+    """Give admin and the staff users without a language the company's:
+    users made before the company had one (admin is made with the database;
+    the staff of older demo databases); new ones get it by default"""
+    User = Model.get('res.user')
+    lang = company.party.lang
+    users = User.find([
+            ('login', 'in', ['admin'] + [login for login, _, _ in STAFF]),
+            ('language', '=', None),
+            ])
+    for user in users:
+        user.language = lang
+    User.save(users)
 
 
 def load_students():
