@@ -278,6 +278,8 @@ def speak_company_language(company):
     the staff of older demo databases); new ones get it by default"""
     User = Model.get('res.user')
     lang = company.party.lang
+    if not lang.translatable:  # not loaded (trytond-admin without -l)
+        return
     users = User.find([
             ('login', 'in', ['admin'] + [login for login, _, _ in STAFF]),
             ('language', '=', None),
