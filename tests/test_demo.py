@@ -81,6 +81,8 @@ class DemoTestCase(unittest.TestCase):
         self.assertTrue(all(c.currency.code == 'CNY' for c in courses))
         Activity = Model.get('course.activity', config=config)
         self.assertIn('running', [a.state for a in Activity.find([])])
+        self.assertEqual(config.context['language'], 'zh_CN')
+        self.chinese(port)
 
         self.storefront(port)
         self.pay_with_alipay(port)
@@ -119,6 +121,28 @@ class DemoTestCase(unittest.TestCase):
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
 
+    def chinese(self, port):
+        """zh_CN is loaded (the preferences offer it), the school and its
+        staff speak it, and the texts the modules stored for the school's
+        orders are Chinese"""
+        config = XmlrpcConfig(
+            f'http://admin:{self.demo.logins["admin"]}@localhost:{port}/'
+            f'{DATABASE}/rpc/')
+        Lang = Model.get('ir.lang', config=config)
+        self.assertIn('zh_CN', [l.code for l in Lang.find([
+                        ('translatable', '=', True)])])
+        User = Model.get('res.user', config=config)
+        self.assertEqual(
+            {u.login: u.language.code for u in User.find([
+                        ('login', 'in', ['admin', 'manager', 'sales'])])},
+            dict.fromkeys(['admin', 'manager', 'sales'], 'zh_CN'))
+        Line = Model.get('course.order.line', config=config)
+        names = {l.discount_name for l in Line.find([])}
+        self.assertIn("原价购买", names)
+        self.assertNotIn("Regular price", names)
+        Discount = Model.get('course.order.discount', config=config)
+        self.assertIn("150 积分抵扣", [d.description for d in Discount.find([
+                        ('kind', '=', 'credit')])])
 
     def storefront(self, port):
         """The demo student printed by the demo logs in to the Storefront
