@@ -261,6 +261,9 @@ class BrowserTestCase(unittest.TestCase):
         row = rows.filter(has_text=number)
         self.wait_visible(row.first, f"the row of order {number}")
         self.screenshot(f'orders-{domain_tab}')
+        # The tab's click reloads the list: a double click on rows being
+        # replaced opened an empty form on a loaded machine
+        self.page.wait_for_load_state('networkidle')
         row.first.dblclick()
 
     def click_button(self, tab, label, question, state):
@@ -451,6 +454,11 @@ class BrowserTestCase(unittest.TestCase):
         names = [' '.join(t.split()) for t in pages.all_inner_texts()]
         for name in ['课程', '订单', '积分与钱包']:
             self.assertIn(name, names)
+        # The Courses page lists the student's enrollments
+        pages.filter(has_text=re.compile(r'^\s*课程\s*$')).first.click()
+        self.wait_visible(
+            tab.locator('.form td:visible', has_text='Python 零基础入门').first,
+            "the enrollments of 张伟")
         self.screenshot('student-form')
         self.assertEqual(self.errors, [])
 
