@@ -82,7 +82,7 @@ class DemoTestCase(unittest.TestCase):
         Activity = Model.get('course.activity', config=config)
         self.assertIn('running', [a.state for a in Activity.find([])])
         self.assertEqual(config.context['language'], 'zh_CN')
-        self.chinese(port)
+        self.chinese()
 
         self.storefront(port)
         self.pay_with_alipay(port)
@@ -121,13 +121,13 @@ class DemoTestCase(unittest.TestCase):
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
 
-    def chinese(self, port):
+    def chinese(self):
         """zh_CN is loaded (the preferences offer it), the school and its
         staff speak it, and the texts the modules stored for the school's
         orders are Chinese"""
-        config = XmlrpcConfig(
-            f'http://admin:{self.demo.logins["admin"]}@localhost:{port}/'
-            f'{DATABASE}/rpc/')
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
         Lang = Model.get('ir.lang', config=config)
         self.assertIn('zh_CN', [l.code for l in Lang.find([
                         ('translatable', '=', True)])])
