@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Audit the credit and wallet ledgers of a course-commerce database.
 
-    python3 scripts/audit_credit.py -d <db> [-c <trytond.conf>] [-u <user>]
-    python3 scripts/audit_credit.py --url http://<user>:<pw>@<host>/<db>/rpc/
+    python3 scripts/audit_credit.py -d <db> [-c <trytond.conf>] [-u <login>]
+    python3 scripts/audit_credit.py \\
+        --url http://<login>:<pw>@<host>:8000/<db>/rpc/
 
 Calls, through proteus and as the given user, the audit of the ledgers,
 ``course.credit.movement.audit``: every balance recorded on a movement
@@ -17,10 +18,14 @@ companies: run the script as such a user (``-u``, default ``admin``, or the
 user of the URL).
 
 Prints one line per disagreement; exits 0 when everything agrees, 1 when
-something disagrees, 2 when the database cannot be reached.
+something disagrees, 2 when the database cannot be reached or the user may
+not audit.
 """
-import argparse
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import admin_common as common  # noqa: E402
 
 # (model, what its audit checks, the line printed when all agrees)
 AUDITS = [
@@ -41,6 +46,7 @@ def check(config=None):
     for model, what, agreed in AUDITS:
         Audited = Model.get(model, config=config)
         if hasattr(Audited, 'audit'):  # an RPC method of the model
+            print(f"Auditing {what}...", file=sys.stderr, flush=True)
             results.append((what, agreed, Audited.audit(config.context)))
     return results
 
@@ -61,37 +67,15 @@ def run(config=None, out=None):
 
 
 def connect(args):
-    from proteus import config
-    if args.url:
-        return config.set_xmlrpc(args.url)
-    return config.set_trytond(
-        database=args.database, user=args.user, config_file=args.config)
+    "The proteus configuration of the arguments (see admin_common)"
+    return common.connect(args).config
 
 
+@common.command
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0])
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument('-d', '--database', help="database name (trytond "
-        "mode, in this process)")
-    target.add_argument('--url', help="XML-RPC URL of a running server, "
-        "with user and password: http://user:pw@host:8000/<db>/rpc/")
-    parser.add_argument('-c', '--config', help="trytond configuration file")
-    parser.add_argument('-u', '--user', default='admin',
-        help="user in trytond mode, of the group Course Administration "
-        "(default admin)")
-    args = parser.parse_args(argv)
-    try:
-        config = connect(args)
-    except Exception as error:
-        print(f"Cannot connect: {error}", file=sys.stderr)
-        return 2
-    return run(config)
+    args = common.parser(__doc__).parse_args(argv)
+    return run(connect(args))
 
 
 if __name__ == '__main__':
-    import os
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bootstrap import ensure_venv
-    ensure_venv()  # re-runs this script with the project's venv
-    sys.exit(main())
+    common.run(main)

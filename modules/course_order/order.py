@@ -1464,6 +1464,7 @@ class OrderDiscount(RPCInputMixin, ModelSQL, ModelView):
         readonly=True)
     sequence = fields.Integer("Sequence", readonly=True)
     kind = fields.Selection([], "Kind", readonly=True)
+    kind_string = kind.translated('kind')
     description = fields.Char("Description", readonly=True)
     currency = fields.Function(
         fields.Many2One('currency.currency', "Currency"),

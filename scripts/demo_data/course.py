@@ -149,21 +149,16 @@ def get_company(currency):
     Company = Model.get('company.company')
     Party = Model.get('party.party')
     User = Model.get('res.user')
-    Lang = Model.get('ir.lang')
-    lang, = Lang.find([('code', '=', LANGUAGE)])
     companies = Company.find([('party.name', '=', COMPANY_NAME)])
     if companies:
         company, = companies
     else:
-        party = Party(name=COMPANY_NAME, lang=lang)
+        party = Party(name=COMPANY_NAME)
         party.save()
         company = Company(
             party=party, currency=currency, timezone=TIMEZONE)
         company.save()
-    if not company.party.lang:  # a demo database older than LANGUAGE
-        party = Party(company.party.id)
-        party.lang = lang
-        party.save()
+    set_language(company.party, LANGUAGE)
     admin, = User.find([('login', '=', 'admin')])
     changed = False
     if company not in admin.companies:
@@ -177,6 +172,16 @@ def get_company(currency):
     config = get_config()
     config._context = User.get_preferences(True, {})
     return company
+
+
+def set_language(party, code):
+    """Give party the language code (the company's: its documents, such as
+    the order receipt, are in it) when it has another"""
+    Lang = Model.get('ir.lang')
+    lang, = Lang.find([('code', '=', code)])
+    if party.lang != lang:
+        party.lang = lang
+        party.save()
 
 
 def load_catalog(company):

@@ -4,7 +4,7 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import (
-    create_catalog, set_company_language)
+    create_activity, create_catalog, set_company_language)
 from trytond.modules.course.tools import now as utcnow
 from trytond.modules.course_order.tests.tools import (
     StatementCounter, checkout, item, plug, sell_kind)
@@ -30,17 +30,7 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         return create_catalog(company)
 
     def activity(self, course, method, value=None):
-        Activity = Pool().get('course.activity')
-        now = dt.datetime.now()
-        activity, = Activity.create([{
-                    'name': f"限时{method}",
-                    'start': now - dt.timedelta(days=1),
-                    'end': now + dt.timedelta(days=1),
-                    'lines': [('create', [{
-                                    'course': course.id, 'method': method,
-                                    'value': value}])],
-                    }])
-        return activity
+        return create_activity(course, method, value, name=f"限时{method}")
 
     def assertCheckoutRefused(self, text, party, *items, **kwargs):
         "The checkout is refused with text and leaves no order behind"
