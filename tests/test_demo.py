@@ -82,6 +82,8 @@ class DemoTestCase(unittest.TestCase):
         self.assertTrue(all(c.currency.code == 'CNY' for c in courses))
         Activity = Model.get('course.activity', config=config)
         self.assertIn('running', [a.state for a in Activity.find([])])
+        self.assertEqual(config.context['language'], 'zh_CN')
+        self.chinese()
 
         self.audit()
         self.storefront(port)
@@ -133,6 +135,29 @@ class DemoTestCase(unittest.TestCase):
         self.assertIn("Credit and wallet ledgers agree.", audit.stdout)
         self.assertIn("Orders and enrollments agree.", audit.stdout)
         self.assertIn("1 gift(s) to review", audit.stdout)
+
+    def chinese(self):
+        """zh_CN is loaded (the preferences offer it), the school and its
+        staff speak it, and the texts the modules stored for the school's
+        orders are Chinese"""
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
+        Lang = Model.get('ir.lang', config=config)
+        self.assertIn('zh_CN', [l.code for l in Lang.find([
+                        ('translatable', '=', True)])])
+        User = Model.get('res.user', config=config)
+        self.assertEqual(
+            {u.login: u.language.code for u in User.find([
+                        ('login', 'in', ['admin', 'manager', 'sales'])])},
+            dict.fromkeys(['admin', 'manager', 'sales'], 'zh_CN'))
+        Line = Model.get('course.order.line', config=config)
+        names = {l.discount_name for l in Line.find([])}
+        self.assertIn("原价购买", names)
+        self.assertNotIn("Regular price", names)
+        Discount = Model.get('course.order.discount', config=config)
+        self.assertIn("150 积分抵扣", [d.description for d in Discount.find([
+                        ('kind', '=', 'credit')])])
 
     def storefront(self, port):
         """The demo student printed by the demo logs in to the Storefront

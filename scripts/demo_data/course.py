@@ -15,6 +15,8 @@ from . import password
 
 COMPANY_NAME = "Luffy Online School"
 TIMEZONE = 'Asia/Shanghai'
+# The school's language: new staff users get it (course's res.user
+# default), and the texts the modules store for it are written in it
 LANGUAGE = 'zh_CN'
 ACTIVITY_NAME = "新课限时优惠"
 
@@ -105,6 +107,7 @@ def load():
     courses = load_catalog(company)
     load_activity(company, courses)
     load_staff(company)
+    speak_company_language(company)
     students = load_students()
     load_gifts(courses, students)
     close_config_wizard()
@@ -267,6 +270,23 @@ def load_staff(company):
         user.companies.append(Company(company.id))
         user.company = company
         user.save()
+
+
+def speak_company_language(company):
+    """Give admin and the staff users without a language the company's:
+    users made before the company had one (admin is made with the database;
+    the staff of older demo databases); new ones get it by default"""
+    User = Model.get('res.user')
+    lang = company.party.lang
+    if not lang.translatable:  # not loaded (trytond-admin without -l)
+        return
+    users = User.find([
+            ('login', 'in', ['admin'] + [login for login, _, _ in STAFF]),
+            ('language', '=', None),
+            ])
+    for user in users:
+        user.language = lang
+    User.save(users)
 
 
 def load_students():

@@ -174,6 +174,21 @@ class ConcurrencyTestMixin(CommittedTestMixin):
         return in_parallel(count, func, *args, context=self.context, **kwargs)
 
 
+def set_company_language(company, code='zh_CN'):
+    """Make code the language of company (its party's), its translations
+    loaded; return the ir.lang"""
+    pool = Pool()
+    Lang = pool.get('ir.lang')
+    Party = pool.get('party.party')
+    lang, = Lang.search([('code', '=', code)])
+    if not lang.translatable:
+        Lang.load_translations([lang])
+    party = Party(company.party.id)
+    party.lang = lang
+    party.save()
+    return lang
+
+
 def set_config(test, section, option, value):
     """Set a trytond configuration option for the test; after it the option
     gets its former value back (trytond's defaults are options too: removing

@@ -4,7 +4,7 @@ from decimal import Decimal
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import (
-    create_activity, create_catalog)
+    create_activity, create_catalog, set_company_language)
 from trytond.modules.course.tools import now as utcnow
 from trytond.modules.course_order.tests.tools import (
     StatementCounter, checkout, item, plug, sell_kind)
@@ -887,6 +887,24 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(len(texts), 5, texts)
         gift, = Order.audit_gifts()
         self.assertIn('Gift: an unknown user gave "B" to "Student"', gift)
+
+
+    @with_transaction()
+    def test_line_price_name_company_language(self):
+        """A line keeps its price name in the company's language, whoever
+        checks out; who ordered (even unpaid) is a student"""
+        Party = Pool().get('party.party')
+        cat = self.catalog()
+        set_company_language(cat.company, 'zh_CN')
+        with Transaction().set_context(language='en'):
+            order = checkout(cat.student, cat.course_a)
+        line, = order.lines
+        self.assertEqual(line.discount_name, "原价购买")
+        self.assertEqual(order.state, 'unpaid')
+        self.assertEqual(
+            Party.search([('is_student', '=', True)]), [cat.student])
+        self.assertEqual(
+            list(Party(cat.student.id).course_orders), [order])
 
 
 del ModuleTestCase

@@ -91,10 +91,11 @@ class OrderReceiptTestCase(unittest.TestCase):
         for line in order.lines:
             self.assertShown(paragraphs, line.product.rec_name,
                 money(line.list_price), money(line.unit_price))
-        # The regular price's name of the (English) checkout is translated
+        # The lines keep their price names in the company's language,
+        # whatever the language of the checkout (English here)
         self.assertEqual(
             sorted(l.discount_name for l in order.lines),
-            ["Regular price", "限时折扣"])
+            ["原价购买", "限时折扣"])
         self.assertNotIn('Regular price', paragraphs)
         self.assertNotIn('Order Number', paragraphs)
         self.assertNotIn('退款信息', paragraphs)
