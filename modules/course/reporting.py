@@ -15,12 +15,14 @@ from trytond.pool import Pool
 from trytond.pyson import Eval, If
 from trytond.transaction import Transaction
 
+from .rpc import RPCInputMixin
+
 PERIODS = ['day', 'month', 'year']
 # Casts SQL expressions to dates (bound to no model)
 DATE = fields.Date("Date")
 
 
-class ReportingContext(ModelView):
+class ReportingContext(RPCInputMixin, ModelView):
     "Course Reporting Context"
     __name__ = 'course.reporting.context'
     __string__ = "Reporting Context"
@@ -90,7 +92,7 @@ def _context_date(name):
     return value
 
 
-class ReportingMixin:
+class ReportingMixin(RPCInputMixin):
     """An SQL report (a ModelSQL with table_query) read in the context of
     course.reporting.context: the rows of the context's company, between
     its dates (days of the company's time zone), by its period.
