@@ -15,7 +15,8 @@ from trytond.transaction import Transaction
 from .exceptions import CourseValidationError, EnrollmentError, InputError
 from .rpc import RPCInputMixin
 from .tools import (
-    _input_error, check_id, check_list, lock_rows, now, round_amount)
+    _input_error, check_id, check_list, lock_rows, now, round_amount,
+    states_said)
 
 # What checkout needs to know of a course's price at a given time
 SalePrice = namedtuple(
@@ -332,6 +333,7 @@ class Enrollment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
                 ('live', "Live"),
                 ('ended', "Ended"),
                 ], "State"), 'get_state', searcher='search_state')
+    state_string = state.translated('state')
     gift_reason = fields.Text(
         "Gift Reason", readonly=True,
         states={'invisible': Eval('source') != 'gift'})
@@ -460,6 +462,7 @@ class Enrollment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
             cls.write(live, {'end': now()})
 
     @classmethod
+    @states_said()
     @ModelView.button
     def end_access(cls, enrollments):
         "Staff end the access now (a gift given by mistake, an abuse)"

@@ -26,7 +26,7 @@ from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_caller, check_record, lock_all_rows, lock_rows, now)
+    check_caller, check_record, lock_all_rows, lock_rows, now, states_said)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -450,6 +450,7 @@ class Payment(
         return answers
 
     @classmethod
+    @states_said()
     @ModelView.button
     def check_status(cls, payments):
         "Staff ask the provider whether the pending payments are paid"
