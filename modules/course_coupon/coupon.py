@@ -339,8 +339,10 @@ class Coupon(
             values['remaining'] = values.get('total')
             # Callers that only fill the window or the days (scripts)
             if not values.get('validity_mode'):
-                values['validity_mode'] = (
-                    'days' if values.get('valid_days') else 'window')
+                if values.get('valid_days'):
+                    values['validity_mode'] = 'days'
+                elif values.get('valid_start') or values.get('valid_end'):
+                    values['validity_mode'] = 'window'
         return values
 
     @classmethod

@@ -102,7 +102,7 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         Coupon = Pool().get('course.coupon')
         cat = self.catalog()
         now = utcnow()
-        self.assertRefused("validity", Coupon.create, [{
+        self.assertRefused('field "Validity"', Coupon.create, [{
                     'name': "X", 'formula': '-10', 'company': cat.company.id,
                     }])
         self.assertRefused("validity", Coupon.create, [{
