@@ -712,9 +712,14 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         domains = [
             PYSONDecoder().decode(d.domain) if d.domain else []
             for d in action.act_window_domains]
-        for state in ['available', 'reserved', 'used', 'expired', 'revoked']:
+        for state in ['reserved', 'used', 'expired', 'revoked']:
             with self.subTest(state=state):
                 self.assertIn([['state', '=', state]], domains)
+        # the codes nobody redeemed have their own tab, not Available's
+        self.assertIn(
+            [['state', '=', 'available'], ['party', '!=', None]], domains)
+        self.assertIn(
+            [['party', '=', None], ['state', '=', 'available']], domains)
         self.assertIn([], domains)  # the "All" tab
         figures = {'granted', 'used', 'remaining', 'discount_given'}
         for view_type in ['tree', 'form']:
