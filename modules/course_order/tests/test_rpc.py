@@ -124,7 +124,7 @@ class CourseOrderRPCTestCase(RPCTestMixin, unittest.TestCase):
                         {'state': 'unpaid'}, text="cannot be changed by hand")
                     self.assertRefused(
                         client, 'course.order', 'cancel', [order],
-                        text='can not call "cancel"')
+                        text='is Paid: this action is not possible any more')
         self.assertEqual(
             self.read('course.order', order, 'state')['state'], 'paid')
         self.assertEqual(self.read(
