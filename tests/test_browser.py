@@ -9,7 +9,9 @@ for Python (the `test` extra; its own browser downloads are never used):
   opens an unpaid order, clicks Confirm Payment, accepts the confirmation,
   and the order is paid (in the page and over XML-RPC, with enrollments);
 - `manager` logs in and opens Courses > Catalog > Courses: the list shows
-  the demo courses.
+  the demo courses;
+- `sales` reads the order, points and wallet lists in a 1400 px window:
+  coloured states, the columns that matter first and none beyond it.
 
 When Chromium is missing, setUpClass runs scripts/install_browser.sh (root
 and apt-get); if it cannot install (or Playwright is missing), each test is
@@ -390,6 +392,64 @@ class BrowserTestCase(unittest.TestCase):
             time.sleep(0.3)
             self.screenshot(model)
             self.assertEqual(self.errors, [], model)
+
+    def visible_headers(self, tab):
+        """(text, right edge in px) of the visible column headers of the
+        list of tab, left to right"""
+        return tab.locator('.treeview thead th:visible').evaluate_all(
+            """ths => ths.map(th => [
+                th.innerText.trim(),
+                th.getBoundingClientRect().right])""")
+
+    def assertHeadersShown(self, tab, first, shown=()):
+        """The list of tab starts with the columns first, shows shown too,
+        and every column ends inside the 1400 px of the window"""
+        headers = [(t, r) for t, r in self.visible_headers(tab) if t]
+        texts = [t for t, _ in headers]
+        self.assertEqual(texts[:len(first)], list(first), texts)
+        for text in shown:
+            self.assertIn(text, texts)
+        for text, right in headers:
+            self.assertLessEqual(right, 1400, (text, headers))
+        return texts
+
+    def test_staff_lists_at_1400(self):
+        """sales sees the orders' states coloured, one date column and the
+        payment method and deadline on the Unpaid tab, no Refund button on
+        a paid order; the points and wallet lists start with date, kind,
+        amount and balance; nothing beyond 1400 px"""
+        tab = self.open_orders('sales')
+        self.wait_list(tab)
+        texts = self.assertHeadersShown(tab, ['Number', 'Date'], [
+                'Payment Method', 'Payment Deadline', 'Deadline Time',
+                'State'])
+        self.assertEqual(texts.count('Date'), 1, texts)
+        # The state column says unpaid in the colour of a warning
+        state_cells = tab.locator('.treeview tbody tr td.warning:visible')
+        self.wait_visible(state_cells.first, "an unpaid state, coloured")
+        self.screenshot('orders-unpaid')
+        Order = self.rpc_orders('sales')
+        paid = Order.find([('state', '=', 'paid')], limit=1)[0]
+        self.open_order(tab, 'Paid', paid.number)
+        self.wait_visible(
+            tab.locator('.form select[name="state"]'), "the order form")
+        self.assertEqual(tab.locator(
+                'button:visible', has_text='Refund').count(), 0)
+        self.screenshot('paid-order-no-refund')
+        for model, amount in [
+                ('course.credit.movement', 'Points'),
+                ('course.wallet.movement', 'Amount')]:
+            with self.subTest(model=model):
+                self.page.goto(f'{self.demo.url}#{DATABASE}/model/{model}')
+                ledger = self.current_tab()
+                self.wait_visible(ledger.locator(
+                        '.treeview thead th:visible').first,
+                    f"the list of {model}")
+                self.assertHeadersShown(
+                    ledger, ['Date', 'Kind', amount, 'Balance'],
+                    ['Student', 'Order'])
+                self.screenshot(model)
+        self.assertEqual(self.errors, [])
 
     def test_manager_sees_courses(self):
         "manager opens Courses > Catalog > Courses"
