@@ -420,14 +420,22 @@ class BrowserTestCase(unittest.TestCase):
         amount and balance; nothing beyond 1400 px"""
         tab = self.open_orders('sales')
         self.wait_list(tab)
+        # (sao hides the state on this tab: its domain fixes it)
         texts = self.assertHeadersShown(tab, ['Number', 'Date'], [
-                'Payment Method', 'Payment Deadline', 'Deadline Time',
-                'State'])
+                'Payment Method', 'Payment Deadline', 'Deadline Time'])
         self.assertEqual(texts.count('Date'), 1, texts)
-        # The state column says unpaid in the colour of a warning
-        state_cells = tab.locator('.treeview tbody tr td.warning:visible')
-        self.wait_visible(state_cells.first, "an unpaid state, coloured")
         self.screenshot('orders-unpaid')
+        tab.locator('.tab-domain .nav-tabs > li > a',
+            has_text=re.compile(r'^\s*All')).click()
+        # The state column: unpaid in the colour of a warning, paid of a
+        # success
+        for visual in ['warning', 'success']:
+            self.wait_visible(
+                tab.locator(f'.treeview tbody tr td.{visual}:visible').first,
+                f"a state coloured {visual}")
+        self.assertHeadersShown(tab, ['Number', 'Date'], [
+                'Payment Method', 'Payment Deadline', 'State'])
+        self.screenshot('orders-all')
         Order = self.rpc_orders('sales')
         paid = Order.find([('state', '=', 'paid')], limit=1)[0]
         self.open_order(tab, 'Paid', paid.number)
@@ -436,19 +444,31 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(tab.locator(
                 'button:visible', has_text='Refund').count(), 0)
         self.screenshot('paid-order-no-refund')
-        for model, amount in [
-                ('course.credit.movement', 'Points'),
-                ('course.wallet.movement', 'Amount')]:
-            with self.subTest(model=model):
-                self.page.goto(f'{self.demo.url}#{DATABASE}/model/{model}')
+        for menu, amount in [
+                ('Credit Movements', 'Points'),
+                ('Wallet Movements', 'Amount')]:
+            with self.subTest(menu=menu):
+                opened = self.page.locator('#tablist > li').count()
+                self.open_menu('Courses', 'Credit and Wallet', menu)
+                # The list's own tab, not the one before it
+                self.page.wait_for_function(
+                    f"document.querySelectorAll('#tablist > li').length "
+                    f"> {opened}")
                 ledger = self.current_tab()
-                self.wait_visible(ledger.locator(
-                        '.treeview thead th:visible').first,
-                    f"the list of {model}")
+                # The All tab: the others fix the kind (sao hides it)
+                all_tab = ledger.locator('.tab-domain .nav-tabs > li > a',
+                    has_text=re.compile(r'^\s*All'))
+                self.wait_visible(all_tab, f"the tabs of {menu}")
+                all_tab.click()
+                ledger.locator('.tab-domain .nav-tabs > li.active > a',
+                    has_text=re.compile(r'^\s*All')).wait_for()
+                self.page.wait_for_load_state('networkidle')
+                self.wait_list(ledger)
+                time.sleep(0.5)  # the rows of the All tab drawn
                 self.assertHeadersShown(
                     ledger, ['Date', 'Kind', amount, 'Balance'],
                     ['Student', 'Order'])
-                self.screenshot(model)
+                self.screenshot(menu)
         self.assertEqual(self.errors, [])
 
     def test_manager_sees_courses(self):
