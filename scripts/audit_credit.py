@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Audit the credit and wallet ledgers of a course-commerce database.
 
-    python3 scripts/audit_credit.py -d <db> [-c <trytond.conf>] [-u <user>]
-    python3 scripts/audit_credit.py --url http://<user>:<pw>@<host>/<db>/rpc/
+    python3 scripts/audit_credit.py -d <db> [-c <trytond.conf>] [-u <login>]
+    python3 scripts/audit_credit.py \\
+        --url http://<login>:<pw>@<host>:8000/<db>/rpc/
 
 Calls, through proteus and as the given user, the audit of the ledgers,
 ``course.credit.movement.audit``: every balance recorded on a movement
@@ -10,17 +11,22 @@ equals the sum of its ledger's movements (and is never below zero), every
 movement is explained by its order or its staff adjustment, and the credit
 and wallet movements of every order match its state and amounts.  When the
 database offers it, the audit of the orders and enrollments,
-``course.order.audit``, is run too.
+``course.order.audit``, is run too, and the gifts are listed for review
+(``course.order.audit_gifts``: a gift is no disagreement).
 
 The audits are for the group "Course Administration" and cover the user's
 companies: run the script as such a user (``-u``, default ``admin``, or the
 user of the URL).
 
 Prints one line per disagreement; exits 0 when everything agrees, 1 when
-something disagrees, 2 when the database cannot be reached.
+something disagrees, 2 when the database cannot be reached or the user may
+not audit.
 """
-import argparse
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import admin_common as common  # noqa: E402
 
 # (model, what its audit checks, the line printed when all agrees)
 AUDITS = [
@@ -28,6 +34,10 @@ AUDITS = [
         "Credit and wallet ledgers agree."),
     ('course.order', "the orders and enrollments",
         "Orders and enrollments agree."),
+    ]
+# (model, method, what its texts are): printed, no disagreement
+REVIEWS = [
+    ('course.order', 'audit_gifts', "gift(s) to review"),
     ]
 
 
@@ -41,12 +51,28 @@ def check(config=None):
     for model, what, agreed in AUDITS:
         Audited = Model.get(model, config=config)
         if hasattr(Audited, 'audit'):  # an RPC method of the model
+            print(f"Auditing {what}...", file=sys.stderr, flush=True)
             results.append((what, agreed, Audited.audit(config.context)))
     return results
 
 
+def reviews(config=None):
+    "Return [(what, texts)] for each list to review the database offers"
+    from proteus import Model
+    from proteus.config import get_config
+    config = config or get_config()
+    results = []
+    for model, method, what in REVIEWS:
+        Reviewed = Model.get(model, config=config)
+        if hasattr(Reviewed, method):
+            results.append(
+                (what, getattr(Reviewed, method)(config.context)))
+    return results
+
+
 def run(config=None, out=None):
-    "Print the disagreements and return the exit code"
+    """Print the disagreements, then the lists to review; return the exit
+    code (the lists to review do not change it)"""
     out = out or sys.stdout
     code = 0
     for what, agreed, problems in check(config):
@@ -57,41 +83,24 @@ def run(config=None, out=None):
             code = 1
         else:
             print(agreed, file=out)
+    for what, texts in reviews(config):
+        for text in texts:
+            print(text, file=out)
+        if texts:
+            print(f"{len(texts)} {what}", file=out)
     return code
 
 
 def connect(args):
-    from proteus import config
-    if args.url:
-        return config.set_xmlrpc(args.url)
-    return config.set_trytond(
-        database=args.database, user=args.user, config_file=args.config)
+    "The proteus configuration of the arguments (see admin_common)"
+    return common.connect(args).config
 
 
+@common.command
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0])
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument('-d', '--database', help="database name (trytond "
-        "mode, in this process)")
-    target.add_argument('--url', help="XML-RPC URL of a running server, "
-        "with user and password: http://user:pw@host:8000/<db>/rpc/")
-    parser.add_argument('-c', '--config', help="trytond configuration file")
-    parser.add_argument('-u', '--user', default='admin',
-        help="user in trytond mode, of the group Course Administration "
-        "(default admin)")
-    args = parser.parse_args(argv)
-    try:
-        config = connect(args)
-    except Exception as error:
-        print(f"Cannot connect: {error}", file=sys.stderr)
-        return 2
-    return run(config)
+    args = common.parser(__doc__).parse_args(argv)
+    return run(connect(args))
 
 
 if __name__ == '__main__':
-    import os
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bootstrap import ensure_venv
-    ensure_venv()  # re-runs this script with the project's venv
-    sys.exit(main())
+    common.run(main)

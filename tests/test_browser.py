@@ -10,8 +10,15 @@ for Python (the `test` extra; its own browser downloads are never used):
   and the order is paid (in the page and over XML-RPC, with enrollments);
 - `manager` logs in and opens Courses > Catalog > Courses: the list shows
   the demo courses;
+- a staff user created after the install (by admin, over XML-RPC, with no
+  language given) logs in and sees the menu in Chinese, opens 学员
+  (Students) and a student's form with the pages of the course modules;
 - `sales` reads the order, points and wallet lists in a 1400 px window:
   coloured states, the columns that matter first and none beyond it.
+
+The demo's staff speak Chinese (the company's language, see README
+"Chinese from the first login"): menus, tabs and buttons are found by their
+Chinese labels.
 
 When Chromium is missing, setUpClass runs scripts/install_browser.sh (root
 and apt-get); if it cannot install (or Playwright is missing), each test is
@@ -153,10 +160,10 @@ class BrowserTestCase(unittest.TestCase):
                 + (f"\npage errors: {self.errors}" if self.errors else ''),
                 file=sys.stderr)
 
-    def login(self, login):
-        """Log in as login: the user name in the login dialog, then the
-        password in the dialog that follows"""
-        password = self.demo.logins[login]
+    def login(self, login, password=None):
+        """Log in as login (password: the demo's by default): the user name
+        in the login dialog, then the password in the dialog that follows"""
+        password = password or self.demo.logins[login]
         page = self.page
 
         def attempt():
@@ -241,7 +248,7 @@ class BrowserTestCase(unittest.TestCase):
     def open_orders(self, login):
         "Log in, open Courses > Orders; return the tab"
         self.login(login)
-        self.open_menu('Courses', 'Orders')
+        self.open_menu('课程', '订单')
         tab = self.current_tab()
         tabs = tab.locator('.tab-domain .nav-tabs > li > a')
         self.wait_visible(tabs.first, "the tabs of the orders")
@@ -255,7 +262,10 @@ class BrowserTestCase(unittest.TestCase):
         rows = self.wait_list(tab)
         row = rows.filter(has_text=number)
         self.wait_visible(row.first, f"the row of order {number}")
-        self.screenshot(f'orders-{domain_tab.lower()}')
+        self.screenshot(f'orders-{domain_tab}')
+        # The tab's click reloads the list: a double click on rows being
+        # replaced opened an empty form on a loaded machine
+        self.page.wait_for_load_state('networkidle')
         row.first.dblclick()
 
     def click_button(self, tab, label, question, state):
@@ -299,8 +309,7 @@ class BrowserTestCase(unittest.TestCase):
         # The labels carry a count badge on some tabs
         self.assertEqual(
             [n.rstrip('0123456789 ').strip() for n in names],
-            ['Unpaid', 'Payment Unknown', 'Paid', 'Cancelled / Expired',
-                'Refunds', 'All'],
+            ['待支付', '支付状态未知', '已支付', '已取消/已超时', '退款', '全部'],
             names)
         rows = self.wait_list(tab)
         self.screenshot('orders')
@@ -317,8 +326,7 @@ class BrowserTestCase(unittest.TestCase):
         row = rows.filter(has_text=number)
         self.wait_visible(row.first, f"the row of order {number}")
         row.first.dblclick()
-        self.click_button(tab, 'Confirm Payment',
-            'payment of this order was received', 'paid')
+        self.click_button(tab, '确认收款', '确认已收到此订单的付款吗', 'paid')
 
         order.reload()
         self.assertEqual(order.state, 'paid')
@@ -337,8 +345,8 @@ class BrowserTestCase(unittest.TestCase):
         order = Order.find(
             [('state', '=', 'unpaid')], order=[('id', 'ASC')])[0]
         tab = self.open_orders('sales')
-        self.open_order(tab, 'Unpaid', order.number)
-        self.click_button(tab, 'Cancel', 'Cancel this order?', 'cancelled')
+        self.open_order(tab, '待支付', order.number)
+        self.click_button(tab, '取消', '确定取消此订单吗', 'cancelled')
         order.reload()
         self.assertEqual(order.state, 'cancelled')
         self.assertTrue(order.cancelled_at)
@@ -353,8 +361,8 @@ class BrowserTestCase(unittest.TestCase):
                     ], order=[('id', 'ASC')]) if o.enrollments)
         self.assertTrue(any(e.state == 'live' for e in order.enrollments))
         tab = self.open_orders('manager')
-        self.open_order(tab, 'Paid', order.number)
-        self.click_button(tab, 'Refund', 'Refund this order?', 'refunded')
+        self.open_order(tab, '已支付', order.number)
+        self.click_button(tab, '退款', '确定为此订单退款吗', 'refunded')
         order.reload()
         self.assertEqual(order.state, 'refunded')
         self.assertEqual(
@@ -475,7 +483,7 @@ class BrowserTestCase(unittest.TestCase):
         "manager opens Courses > Catalog > Courses"
         start = time.monotonic()
         self.login('manager')
-        self.open_menu('Courses', 'Catalog', 'Courses')
+        self.open_menu('课程', '课程目录', '课程')
         tab = self.current_tab()
         rows = self.wait_list(tab)
         self.screenshot('courses')
@@ -485,6 +493,54 @@ class BrowserTestCase(unittest.TestCase):
         self.assertEqual(self.errors, [])
         print(f"\nbrowser: manager listed {rows.count()} courses in "
             f"{time.monotonic() - start:.0f}s", file=sys.stderr)
+
+
+    def test_fresh_staff_user_sees_chinese(self):
+        """A staff user admin creates after the install, without choosing a
+        language, gets the company's (Chinese): the menu, the Students
+        list and a student's form are in Chinese"""
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
+        User = Model.get('res.user', config=config)
+        Group = Model.get('res.group', config=config)
+        ModelData = Model.get('ir.model.data', config=config)
+        Company = Model.get('company.company', config=config)
+        login, password = 'xiaoli', 'xiaoli-demo-password'
+        user = User(login=login, name="小李")
+        user.password = password
+        user.groups.append(Group(ModelData.get_id(
+                    'course', 'group_course_sales', config.context)))
+        user.companies.append(Company(user.company.id))
+        user.save()
+        self.assertEqual(user.language.code, 'zh_CN')
+
+        self.login(login, password)
+        entries = self.page.locator('#menu .column-char')
+        titles = [entries.nth(i).get_attribute('title')
+            for i in range(entries.count())]
+        self.assertIn('课程', titles)
+        self.assertNotIn('Courses', titles)
+        self.open_menu('课程', '学员')
+        self.screenshot('menu-zh')
+        tab = self.current_tab()
+        rows = self.wait_list(tab)
+        row = rows.filter(has_text='张伟')
+        self.wait_visible(row.first, "the row of the student 张伟")
+        self.screenshot('students')
+        row.first.dblclick()
+        pages = tab.locator('.form .nav-tabs > li > a')
+        self.wait_visible(pages.first, "the pages of the student's form")
+        names = [' '.join(t.split()) for t in pages.all_inner_texts()]
+        for name in ['课程', '订单', '积分与钱包']:
+            self.assertIn(name, names)
+        # The Courses page lists the student's enrollments
+        pages.filter(has_text=re.compile(r'^\s*课程\s*$')).first.click()
+        self.wait_visible(
+            tab.locator('.form td:visible', has_text='Python 零基础入门').first,
+            "the enrollments of 张伟")
+        self.screenshot('student-form')
+        self.assertEqual(self.errors, [])
 
 
 if __name__ == '__main__':

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,8 +21,8 @@ import urllib.parse
 import urllib.request
 
 from tests.demo_server import (
-    DATABASE, READY_TIMEOUT, STOP_TIMEOUT, DemoServer, alive, free_port,
-    group_alive, sqlite_only)
+    DATABASE, READY_TIMEOUT, ROOT, STOP_TIMEOUT, DemoServer, alive,
+    demo_env, free_port, group_alive, sqlite_only)
 
 
 @sqlite_only
@@ -81,7 +82,10 @@ class DemoTestCase(unittest.TestCase):
         self.assertTrue(all(c.currency.code == 'CNY' for c in courses))
         Activity = Model.get('course.activity', config=config)
         self.assertIn('running', [a.state for a in Activity.find([])])
+        self.assertEqual(config.context['language'], 'zh_CN')
+        self.chinese()
 
+        self.audit()
         self.storefront(port)
         self.pay_with_alipay(port)
 
@@ -119,6 +123,41 @@ class DemoTestCase(unittest.TestCase):
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
 
+    def audit(self):
+        """The README's audit of the fresh demo, as manager over the
+        server: every enrollment comes from its workflow, so all agrees
+        (exit 0) and the demo's gift is listed for review"""
+        audit = subprocess.run(
+            [sys.executable, os.path.join(ROOT, 'scripts', 'audit_credit.py'),
+                '--url', self.demo.rpc_url('manager')],
+            env=demo_env(), capture_output=True, text=True, timeout=120)
+        self.assertEqual(audit.returncode, 0, audit.stdout + audit.stderr)
+        self.assertIn("Credit and wallet ledgers agree.", audit.stdout)
+        self.assertIn("Orders and enrollments agree.", audit.stdout)
+        self.assertIn("1 gift(s) to review", audit.stdout)
+
+    def chinese(self):
+        """zh_CN is loaded (the preferences offer it), the school and its
+        staff speak it, and the texts the modules stored for the school's
+        orders are Chinese"""
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
+        Lang = Model.get('ir.lang', config=config)
+        self.assertIn('zh_CN', [l.code for l in Lang.find([
+                        ('translatable', '=', True)])])
+        User = Model.get('res.user', config=config)
+        self.assertEqual(
+            {u.login: u.language.code for u in User.find([
+                        ('login', 'in', ['admin', 'manager', 'sales'])])},
+            dict.fromkeys(['admin', 'manager', 'sales'], 'zh_CN'))
+        Line = Model.get('course.order.line', config=config)
+        names = {l.discount_name for l in Line.find([])}
+        self.assertIn("原价购买", names)
+        self.assertNotIn("Regular price", names)
+        Discount = Model.get('course.order.discount', config=config)
+        self.assertIn("150 积分抵扣", [d.description for d in Discount.find([
+                        ('kind', '=', 'credit')])])
 
     def storefront(self, port):
         """The demo student printed by the demo logs in to the Storefront

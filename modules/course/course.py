@@ -15,8 +15,8 @@ from trytond.transaction import Transaction
 from .exceptions import CourseValidationError, EnrollmentError, InputError
 from .rpc import RPCInputMixin
 from .tools import (
-    _input_error, check_id, check_list, lock_rows, now, round_amount,
-    states_said)
+    _input_error, check_id, check_list, company_language, lock_rows, now,
+    round_amount, states_said)
 
 # What checkout needs to know of a course's price at a given time
 SalePrice = namedtuple(
@@ -247,9 +247,12 @@ class Course(
                         option=option.rec_name, course=course.rec_name))
         rules = ActivityLine.running_by_course(
             {c for c, _ in items}, at=at)
-        regular = gettext('course.msg_regular_price_name')
+        languages = {
+            company.id: company_language(company)
+            for company in {c.company for c, _ in items}}
         prices = []
         for course, option in items:
+            language = languages[course.company.id]
             list_price = round_amount(
                 course.currency, option.price if option else course.price)
             best = None
@@ -258,12 +261,26 @@ class Course(
                 if best is None or price < best[0]:
                     best = (price, rule)
             if best is None:
-                prices.append(SalePrice(list_price, list_price, regular, None))
+                prices.append(SalePrice(
+                        list_price, list_price,
+                        cls._price_name(language), None))
             else:
                 price, rule = best
                 prices.append(SalePrice(
-                        list_price, price, rule.activity.name, rule.activity))
+                        list_price, price,
+                        cls._price_name(language, rule.activity),
+                        rule.activity))
         return prices
+
+    @staticmethod
+    def _price_name(language, activity=None):
+        """The name of a price (the activity's, else the regular price's)
+        in language, the company's: order lines keep it"""
+        Activity = Pool().get('course.activity')
+        if activity is None:
+            return gettext('course.msg_regular_price_name', language)
+        with Transaction().set_context(language=language):
+            return Activity(activity.id).name
 
 
 class CourseOption(

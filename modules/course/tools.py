@@ -637,6 +637,28 @@ def check_amount(value, name, currency, minimum=0):
     return currency.round(amount)
 
 
+# ---- Language of a company --------------------------------------------------
+
+def company_lang(company):
+    """The ir.lang of company: the language of its party, as the company
+    sees it (party languages may differ per company); None when not set"""
+    if not company:
+        return None
+    return company.party.get_multivalue('lang', company=company.id)
+
+
+def company_language(company):
+    """The code of the language the texts stored for company are written
+    in (price names, discount descriptions, ledger notes, refund reasons):
+    the company's, else the database's default language.  Not the language
+    of whoever caused them: a student's storefront or a staff member's
+    client would leave a mix of languages in one school's records."""
+    from trytond.pool import Pool
+    Configuration = Pool().get('ir.configuration')
+    lang = company_lang(company)
+    return lang.code if lang else Configuration.get_language()
+
+
 # ---- Rights of the caller ---------------------------------------------------
 
 def in_group(xml_id):

@@ -36,9 +36,9 @@ STAFF = ('course.group_course_admin', 'course.group_course_sales')
 FORMULA_REDUCTION = re.compile(r'^-\s*(\d+(?:\.\d+)?)$')
 FORMULA_PERCENTAGE = re.compile(r'^\*\s*(\d*\.\d+|\d+)$')
 
-# What a grant would give on a cart: the grant, the lines it applies to and
-# the discount amount
-Usable = namedtuple('Usable', ['grant', 'lines', 'discount'])
+# What a grant would give on a cart: the grant, its coupon, the lines it
+# applies to and the discount amount
+Usable = namedtuple('Usable', ['grant', 'coupon', 'lines', 'discount'])
 
 # The most (course, option) items a cart may have in usable_grants
 MAX_ITEMS = 100
@@ -644,31 +644,43 @@ class Coupon(
             return []
         company = Company(Transaction().context['company'])
         stacking = Configuration(1).coupon_stacking
-        grants = Grant.search([
-                ('party', '=', party.id),
-                ('state', '=', 'available'),
-                ('company', '=', company.id),
-                ])
         at = at or now()
+        # Selected, not searched: a student may hold a thousand grants, and
+        # the records of a batch that large cost trytond quadratic time to
+        # make (each instance checks the ids of the whole batch)
+        grant = Grant.__table__()
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*grant.select(grant.id, grant.coupon,
+                where=grant.id.in_(Grant.search([
+                            ('party', '=', party.id),
+                            ('state', '=', 'available'),
+                            ('company', '=', company.id),
+                            Grant.validity_domain(at),
+                            ], query=True)),
+                order_by=[grant.id.desc]))
+        rows = cursor.fetchall()
+        coupons = {c.id: c for c in cls.browse(
+                sorted({c for _, c in rows}))}
         # A plan depends on the coupon and the lines, not on the grant: one
         # per coupon, however many grants of it the student holds
         plans = {}
+        for coupon in coupons.values():
+            remaining = {l: l.unit_price for l in lines}
+            try:
+                plans[coupon.id] = coupon.plan(
+                    lines, remaining, company.currency,
+                    per_line=coupon.is_course_coupon(stacking))
+            except CouponError:
+                plans[coupon.id] = None
         result = []
-        for grant in grants:
-            if not grant.valid_at(at):
-                continue
-            coupon = grant.coupon
-            if coupon.id not in plans:
-                remaining = {l: l.unit_price for l in lines}
-                try:
-                    plans[coupon.id] = coupon.plan(
-                        lines, remaining, company.currency,
-                        per_line=coupon.is_course_coupon(stacking))
-                except CouponError:
-                    plans[coupon.id] = None
-            if plans[coupon.id] is not None:
-                targets, amount = plans[coupon.id]
-                result.append(Usable(grant, list(targets), amount))
+        # One transaction cache for all: each Grant() would look it up
+        cache = Transaction().get_cache()
+        for grant_id, coupon_id in rows:
+            if plans[coupon_id] is not None:
+                targets, amount = plans[coupon_id]
+                grant = Grant(grant_id, _transaction_cache=cache)
+                result.append(Usable(
+                        grant, coupons[coupon_id], list(targets), amount))
         return result
 
     @classmethod
@@ -844,18 +856,22 @@ class Coupon(
         company = check_company('course.coupon.usable_grants')
         party = check_record(Party, party, 'party')
         pairs = cls._check_items(items, company)
+        Grant = Pool().get('course.coupon.grant')
         with without_check_access():
+            usable = cls.usable(party, pairs)
+            grants = {g['id']: g for g in Grant.read(
+                    [u.grant.id for u in usable], ['code', 'valid_to'])}
             return [{
                     'grant': u.grant.id,
-                    'code': u.grant.code,
-                    'coupon': u.grant.coupon.id,
-                    'name': u.grant.coupon.name,
-                    'formula': u.grant.coupon.formula,
-                    'condition': u.grant.coupon.condition,
-                    'valid_to': u.grant.valid_to,
+                    'code': grants[u.grant.id]['code'],
+                    'coupon': u.coupon.id,
+                    'name': u.coupon.name,
+                    'formula': u.coupon.formula,
+                    'condition': u.coupon.condition,
+                    'valid_to': grants[u.grant.id]['valid_to'],
                     'courses': [l.course.id for l in u.lines],
                     'discount': u.discount,
-                    } for u in cls.usable(party, pairs)]
+                    } for u in usable]
 
     @classmethod
     def _check_items(cls, items, company):

@@ -192,8 +192,17 @@ class Grant(
                             grant=grant.rec_name))
 
     def valid_at(self, at):
+        "Whether the grant is valid at `at` (validity_domain as a test)"
         return ((not self.valid_from or self.valid_from <= at)
             and (not self.valid_to or at < self.valid_to))
+
+    @classmethod
+    def validity_domain(cls, at):
+        "The domain of the grants valid at `at` (valid_at as a domain)"
+        return [
+            ['OR', ('valid_from', '=', None), ('valid_from', '<=', at)],
+            ['OR', ('valid_to', '=', None), ('valid_to', '>', at)],
+            ]
 
     def check_usable(self, party, at):
         "Raise CouponError unless the grant may be used by party at `at`"

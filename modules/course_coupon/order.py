@@ -130,14 +130,20 @@ class Order(metaclass=PoolMeta):
         info['stacking'] = Configuration(1).coupon_stacking
         with Transaction().set_context(company=checkout.order.company.id):
             usable = Coupon.usable(checkout.party, checkout.lines)
-        info['usable_coupons'] = [{
-                'grant': u.grant.id,
-                'name': u.grant.coupon.name,
-                'formula': u.grant.coupon.formula,
-                'discount': u.discount,
-                'courses': [l.course.id for l in u.lines],
-                'scope': u.grant.coupon.scope,
-                } for u in usable]
+        # What a coupon gives is the same for each of its grants: described
+        # once per coupon, not once per grant (a student may hold hundreds)
+        described = {}
+        for u in usable:
+            if u.coupon.id not in described:
+                described[u.coupon.id] = {
+                    'name': u.coupon.name,
+                    'formula': u.coupon.formula,
+                    'discount': u.discount,
+                    'courses': [l.course.id for l in u.lines],
+                    'scope': u.coupon.scope,
+                    }
+        info['usable_coupons'] = [
+            {'grant': u.grant.id, **described[u.coupon.id]} for u in usable]
         return info
 
     @classmethod

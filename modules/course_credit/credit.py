@@ -21,7 +21,7 @@ from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    in_group, in_max, insert_rows, lock_rows, now)
+    company_language, in_group, in_max, insert_rows, lock_rows, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -185,6 +185,8 @@ class LedgerMixin(LedgerRecordMixin):
         lock_rows(Party, Party.browse({p for p, _, _ in keys.values()}))
         balances = cls._ledger_balances({k[:2] for k in keys.values()})
         at, user = now(), Transaction().user
+        languages = {
+            c: company_language(Company(c)) for _, c, _ in keys.values()}
         rows = []
         for order, kind, value, *note in entries:
             party, company, number = keys[order.id]
@@ -198,7 +200,8 @@ class LedgerMixin(LedgerRecordMixin):
                     'kind': kind, cls._amount_field: value,
                     'balance': balance,
                     'note': note[0] if note and note[0] else gettext(
-                        'course_credit.msg_note_order', order=number),
+                        'course_credit.msg_note_order', languages[company],
+                        order=number),
                     'date': at, 'user': user,
                     })
         return cls.browse(insert_rows(cls, rows))

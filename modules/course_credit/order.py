@@ -9,7 +9,8 @@ from decimal import ROUND_DOWN, Decimal
 
 from trytond.i18n import gettext
 from trytond.model import fields
-from trytond.modules.course.tools import check_int, in_group
+from trytond.modules.course.tools import (
+    check_int, company_language, in_group)
 from trytond.modules.course_order.exceptions import CheckoutError
 from trytond.pool import Pool, PoolMeta
 
@@ -146,7 +147,8 @@ class Order(metaclass=PoolMeta):
                     points=points, maximum=maximum, **limits))
         state.discount = checkout.add_discount(
             'credit', points_value(points, ratio), lines,
-            gettext('course_credit.msg_credit_discount', points=points))
+            gettext('course_credit.msg_credit_discount',
+                company_language(checkout.order.company), points=points))
 
     @classmethod
     def _credit_limits(cls, checkout, lines):
@@ -304,10 +306,12 @@ class Order(metaclass=PoolMeta):
             balances[key] -= taken
             note = None
             if taken < points:
+                language = company_language(order.company)
                 note = gettext(
-                    'course_credit.msg_note_earn_short',
+                    'course_credit.msg_note_earn_short', language,
                     note=gettext(
-                        'course_credit.msg_note_order', order=order.number),
+                        'course_credit.msg_note_order', language,
+                        order=order.number),
                     points=points - taken)
             entries.append((order, 'earn', -taken, note))
         Credit.record_for_orders(entries)

@@ -42,6 +42,17 @@ class Party(metaclass=PoolMeta):
         return dict.fromkeys([p.id for p in parties], currency)
 
     @classmethod
+    def _student_queries(cls, company):
+        "Who has points or money in the wallet ledgers is a student too"
+        pool = Pool()
+        queries = super()._student_queries(company)
+        for name in ['course.credit.movement', 'course.wallet.movement']:
+            movement = pool.get(name).__table__()
+            where = movement.company == company if company else None
+            queries.append(movement.select(movement.party, where=where))
+        return queries
+
+    @classmethod
     def copy(cls, parties, default=None):
         default = default.copy() if default is not None else {}
         default.setdefault('credit_movements', None)

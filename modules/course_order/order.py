@@ -290,6 +290,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         cls.__rpc__.update({
                 'checkout': RPC(readonly=False, result=int),
                 'audit': RPC(readonly=True),
+                'audit_gifts': RPC(readonly=True),
                 })
 
     @classmethod
@@ -404,22 +405,41 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
     @classmethod
     def audit(cls):
         """Return, as texts, what the orders and enrollments of the user's
-        companies do not explain, then one text per gift for staff to
-        review.
+        companies do not explain: nothing when all agrees.
 
         Over RPC only the group Course Administration may run it, on the
         user's companies; code (root) audits every company.
         """
-        User = Pool().get('res.user')
-        companies = None
-        if Transaction().check_access:
-            if not in_group('course.group_course_admin'):
-                raise AuditError(gettext('course_order.msg_audit_access'))
-            companies = list(User.get_companies())
-            if not companies:
-                return []
+        companies = cls._audit_companies()
+        if companies == []:
+            return []
         with without_check_access():
-            return cls._audit(companies) + cls._audit_gifts(companies)
+            return cls._audit(companies)
+
+    @classmethod
+    def audit_gifts(cls):
+        """Return one text per gift of the user's companies, oldest first,
+        for staff to review: a gift is no disagreement (the Give Course
+        wizard is a legitimate source), but nothing else explains it.
+
+        The same rights as audit.
+        """
+        companies = cls._audit_companies()
+        if companies == []:
+            return []
+        with without_check_access():
+            return cls._audit_gifts(companies)
+
+    @classmethod
+    def _audit_companies(cls):
+        """The company ids the caller may audit, None for all (code);
+        refuse a user outside Course Administration"""
+        User = Pool().get('res.user')
+        if not Transaction().check_access:
+            return None
+        if not in_group('course.group_course_admin'):
+            raise AuditError(gettext('course_order.msg_audit_access'))
+        return list(User.get_companies())
 
     @classmethod
     def _audit(cls, companies):
@@ -1506,6 +1526,7 @@ class OrderDiscount(RPCInputMixin, ModelSQL, ModelView):
         readonly=True)
     sequence = fields.Integer("Sequence", readonly=True)
     kind = fields.Selection([], "Kind", readonly=True)
+    kind_string = kind.translated('kind')
     description = fields.Char("Description", readonly=True)
     currency = fields.Function(
         fields.Many2One('currency.currency', "Currency"),

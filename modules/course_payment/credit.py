@@ -4,7 +4,7 @@ wallet with the lines' amount."""
 from decimal import Decimal
 
 from trytond.i18n import gettext
-from trytond.modules.course.tools import allocate
+from trytond.modules.course.tools import allocate, company_language
 from trytond.pool import Pool, PoolMeta
 
 
@@ -76,6 +76,7 @@ class Refund(metaclass=PoolMeta):
             if points > 0:
                 entries.append((order, 'refund', points, gettext(
                             'course_payment.msg_note_refund_points',
+                            company_language(order.company),
                             order=order.number, refund=refund.number)))
         Credit.record_for_orders(entries)
 
@@ -86,5 +87,6 @@ class Refund(metaclass=PoolMeta):
         if refund.amount > 0:
             Wallet.record_for_orders([(refund.order, 'refund', refund.amount,
                         gettext('course_payment.msg_note_refund_wallet',
+                            company_language(refund.order.company),
                             order=refund.order.number,
                             refund=refund.number))])

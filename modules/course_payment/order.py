@@ -2,6 +2,7 @@
 every provider method, and refunds through course.payment.refund."""
 from trytond.i18n import gettext
 from trytond.model import fields
+from trytond.modules.course.tools import company_language
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
@@ -49,7 +50,8 @@ class Order(metaclass=PoolMeta):
             for order in orders:
                 refund = Refund.refund_order(
                     order, reason=gettext(
-                        'course_payment.msg_refund_button_reason'),
+                        'course_payment.msg_refund_button_reason',
+                        company_language(order.company)),
                     _button=True)
                 if refund.state == 'succeeded':
                     done.append(order)

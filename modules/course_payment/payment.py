@@ -26,7 +26,8 @@ from trytond.model import Index, ModelSQL, ModelView, Unique, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_caller, check_record, lock_all_rows, lock_rows, now, states_said)
+    check_caller, check_record, company_language, lock_all_rows, lock_rows,
+    now, states_said)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -407,7 +408,8 @@ class Payment(
                         'payment': payment.id,
                         'amount': payment.amount - payment.refunded_amount,
                         'number': Refund.next_number(payment.order),
-                        'reason': gettext('course_payment.msg_late_reason'),
+                        'reason': gettext('course_payment.msg_late_reason',
+                            company_language(payment.company)),
                         'full': False,
                         }])
             try:

@@ -21,6 +21,7 @@ from trytond.transaction import Transaction, TransactionError
 from . import errors
 from .api import METHODS, Call
 from .errors import StorefrontError
+from .prelocks import known_order, known_party, remember_party
 from .slugs import slug_of
 
 logger = logging.getLogger(__name__)
@@ -38,11 +39,6 @@ UNAVAILABLE = {
     }
 MAX_BATCH = 50
 MAX_ID_LENGTH = 100
-# The party of each token this process authenticated, {(database, token):
-# party id}: the party row a locks_party method locks, taken when its
-# transaction starts instead of by a restart; forgotten when full
-PARTIES = {}
-MAX_PARTIES = 10000
 
 
 def negotiate_language(header):
@@ -214,7 +210,7 @@ class Dispatcher:
         dispatcher does: a lock to take first restarts it, a database
         error (lock not had, serialization) is retried, then `busy`."""
         retry = config.getint('database', 'retry')
-        count, extras = 0, self.prelocks(method)
+        count, extras = 0, self.prelocks(method, params)
         while True:
             if count:
                 time.sleep(0.02 * count)
@@ -266,16 +262,24 @@ class Dispatcher:
             finally:
                 MESSAGES.reset(messages)
 
-    def prelocks(self, method):
+    def prelocks(self, method, params):
         """The locks to take when the transaction starts: the party of the
-        token for a method that locks it.  A token whose party is not known
-        yet, or a party that changed, costs the restart it would anyway; a
-        wrong party is only locked for the call."""
-        party = PARTIES.get((self.pool.database_name, self.token))
-        if not method.locks_party or party is None:
+        token for a method that locks it, the student's order of the number
+        for a method that locks that.  A token or an order this process
+        does not know yet, or a party that changed, costs the restart it
+        would anyway; a wrong hint only locks rows for the call."""
+        database = self.pool.database_name
+        party = known_party(database, self.token)
+        if party is None:
             return {}
-        table = self.pool.get('party.party')._table
-        return {'_lock_records': {table: [party]}}
+        locks = {}
+        if method.locks_party:
+            locks[self.pool.get('party.party')._table] = [party]
+        if method.locks_order:
+            order = known_order(database, party, params.number)
+            if order is not None:
+                locks[self.pool.get('course.order')._table] = [order]
+        return {'_lock_records': locks} if locks else {}
 
     def execute(self, method, call, params):
         from .session import authenticate, storefront_company
@@ -283,7 +287,9 @@ class Dispatcher:
         with Transaction().set_context(company=call.company.id):
             if call.token or method.auth:
                 authenticate(call, required=method.auth)
-                remember_party(self.pool.database_name, call)
+                if call.party is not None:
+                    remember_party(
+                        self.pool.database_name, call.token, call.party.id)
             return method.func(call, params)
 
     def refusal(self, error):
@@ -302,14 +308,6 @@ def lock_not_available(error):
     "Whether a database error is a NOWAIT lock held by another transaction"
     # PostgreSQL's lock_not_available; SQLite does not lock rows or tables
     return getattr(error, 'sqlstate', None) == '55P03'
-
-
-def remember_party(database, call):
-    if call.party is None:
-        return
-    if len(PARTIES) >= MAX_PARTIES:
-        PARTIES.clear()
-    PARTIES[(database, call.token)] = call.party.id
 
 
 def answer_error(id_, error):

@@ -54,10 +54,11 @@ def as_root():
     """Make the proteus calls inside internal ones (user 0, root).
 
     The loaders run as admin, whose calls are a user's: those that write
-    what only the workflow may write (an enrollment bought before the
-    demo's orders existed, a deadline that has passed) are refused, as they
-    would be for any user.  Demo data that stands for history is written
-    as root, the way the workflow writes it."""
+    what only the workflow may write (a deadline that has passed) are
+    refused, as they would be for any user.  Demo data that stands for the
+    passing of time is written as root, the way the workflow writes it;
+    enrollments never are: they come from paid orders and gifts, so the
+    audits find them explained."""
     from proteus.config import get_config
     config = get_config()
     user = config.user

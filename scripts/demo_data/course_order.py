@@ -9,7 +9,16 @@ every state the sales staff see in the order tabs.
 - cancelled: one order cancelled by the student;
 - expired: one order past its deadline, expired by the scheduled job
   (``course.order|expire_overdue``, run once);
-- refunded: one order paid, then refunded (its enrollment ended).
+- refunded: one order paid, then refunded (its enrollment ended);
+- the courses the students own from before: paid orders (confirmed by
+  hand) and free orders of the free course, so that every enrollment of
+  the demo but the gift comes from a paid order line and the audit of
+  orders (``course.order.audit``) finds nothing.  The workflow starts an
+  enrollment when its order is paid, so these start when the demo is
+  built: the demo has no backdated history (an enrollment that already
+  ended, like a course bought months ago, cannot be made).  A demo
+  database built before keeps the enrollments its loader wrote without
+  order (these orders are then skipped) until ``demo.py --rebuild``.
 
 The orders go through the real workflow (``checkout``, the buttons, the
 cron job), as the storefront and the staff would, so they hold consistent
@@ -34,9 +43,11 @@ DEMO_ORDER_TIMEOUT = 24 * 60 * 60
 DEFAULT_ORDER_TIMEOUT = 900
 
 # (student e-mail, [(course, option or None), ...], state)
-# The courses are chosen against the enrollments of the course demo data
+# The courses are chosen against the gift of the course demo data
 # (checkout refuses a course the student owns) and each course appears at
-# most once per student.
+# most once per student.  The courses owned from before come last, so the
+# ids and numbers of the orders above stay those the tests and the
+# Storefront API examples know.
 ORDERS = [
     ('chen.jing@example.com',
         [("Django 企业级项目实战", "一个月有效")], 'unpaid'),
@@ -58,6 +69,13 @@ ORDERS = [
         [("微信小程序开发", "一个月有效")], 'expired'),
     ('chen.jing@example.com',
         [("uni-app 跨端开发", None)], 'refunded'),
+    # Owned from before; "Python 零基础入门" is free: paid at checkout
+    ('zhang.wei@example.com', [("Python 零基础入门", None)], 'paid'),
+    ('zhang.wei@example.com',
+        [("Django 企业级项目实战", "永久有效")], 'paid'),
+    ('wang.fang@example.com', [("机器学习入门", "一个月有效")], 'paid'),
+    ('liu.yang@example.com', [("Python 零基础入门", None)], 'paid'),
+    ('liu.yang@example.com', [("Linux 自动化运维", "三个月有效")], 'paid'),
     ]
 
 EXPIRE_METHOD = 'course.order|expire_overdue'

@@ -61,6 +61,8 @@ def _json_default(value):
 def _json_object_hook(dct):
     if dct.get('__class__') == 'Decimal':
         return Decimal(dct['decimal'])
+    if dct.get('__class__') == 'bytes':
+        return base64.b64decode(dct['base64'])
     return dct
 
 

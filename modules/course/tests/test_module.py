@@ -6,8 +6,10 @@ from trytond.modules.company.tests import (
     CompanyTestMixin, create_company, set_company)
 from trytond.pool import Pool
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
+from trytond.transaction import Transaction
 
-from trytond.modules.course.tests.tools import create_catalog
+from trytond.modules.course.tests.tools import (
+    create_catalog, set_company_language)
 
 
 class CourseTestCase(CompanyTestMixin, ModuleTestCase):
@@ -238,6 +240,109 @@ class CourseTestCase(CompanyTestMixin, ModuleTestCase):
                         'course': cat.course_a.id,
                         'company': company.id, 'source': 'gift'}])
         self.assertIn('already has a live enrollment', cm.exception.message)
+
+
+    @with_transaction()
+    def test_price_name_in_company_language(self):
+        """Price names are the company's language, not the caller's: the
+        regular price's and an activity's (order lines keep them)"""
+        pool = Pool()
+        Activity = pool.get('course.activity')
+        company, cat = self._catalog()
+        with set_company(company):
+            self.assertEqual(
+                cat.course_a.get_sale_price().discount_name, "Regular price")
+            set_company_language(company, 'zh_CN')
+            for language in ['en', 'zh_CN']:
+                with Transaction().set_context(language=language):
+                    self.assertEqual(
+                        cat.course_a.get_sale_price().discount_name,
+                        "原价购买")
+            activity = self._activity(
+                company, cat.course_a, 'percentage', Decimal(80))
+            with Transaction().set_context(language='zh_CN'):
+                Activity.write([activity], {'name': "春季特惠"})
+            with Transaction().set_context(language='en'):
+                self.assertEqual(Activity(activity.id).name, "percentage 80")
+                self.assertEqual(
+                    cat.course_a.get_sale_price().discount_name, "春季特惠")
+
+    @with_transaction()
+    def test_price_name_without_company_language(self):
+        "A company without language: the database's (English)"
+        company, cat = self._catalog()
+        with set_company(company), Transaction().set_context(
+                language='zh_CN'):
+            self.assertEqual(
+                cat.course_a.get_sale_price().discount_name, "Regular price")
+
+    @with_transaction()
+    def test_user_default_language(self):
+        """A user created in a company whose language is loaded speaks it;
+        otherwise (no company, language not loaded) the database's"""
+        pool = Pool()
+        Lang = pool.get('ir.lang')
+        User = pool.get('res.user')
+        company = create_company()
+        with set_company(company):
+            self.assertIsNone(User.default_language())
+            french, = Lang.search([('code', '=', 'fr')])
+            Party = pool.get('party.party')
+            party = Party(company.party.id)
+            party.lang = french
+            party.save()
+            self.assertFalse(french.translatable)
+            self.assertIsNone(User.default_language())
+            chinese = set_company_language(company, 'zh_CN')
+            user, = User.create([{'name': "Staff", 'login': 'staff'}])
+            self.assertEqual(user.language, chinese)
+            self.assertEqual(User(user.id).get_preferences(True)[
+                    'language'], 'en')  # the preferences of root
+        with Transaction().set_context(company=None):
+            self.assertIsNone(User.default_language())
+
+    @with_transaction()
+    def test_students(self):
+        """Students are the parties holding enrollments in the current
+        company; searchable both ways"""
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        Party = pool.get('party.party')
+        company, cat = self._catalog()
+        other_company = create_company("Other School")
+        with set_company(other_company):
+            other_cat = create_catalog(other_company)
+        Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_a.id,
+                    'company': company.id, 'source': 'free'}, {
+                    'party': other_cat.student.id,
+                    'course': other_cat.course_a.id,
+                    'company': other_company.id, 'source': 'free'}])
+        with set_company(company):
+            self.assertEqual(
+                Party.search([('is_student', '=', True)]), [cat.student])
+            self.assertNotIn(
+                cat.student, Party.search([('is_student', '=', False)]))
+            self.assertIn(
+                cat.other_student,
+                Party.search([('is_student', '!=', True)]))
+            # Browsed here: a record reads in the context it was made in
+            self.assertEqual(
+                [p.is_student for p in Party.browse([cat.student,
+                            cat.other_student, other_cat.student])],
+                [True, False, False])
+            self.assertEqual(
+                [e.course for e in Party(cat.student.id).enrollments],
+                [cat.course_a])
+        with set_company(other_company):
+            self.assertEqual(
+                Party.search([('is_student', '=', True)]),
+                [other_cat.student])
+        with Transaction().set_context(company=None):
+            self.assertEqual(
+                Party.search([('is_student', '=', True)],
+                    order=[('id', 'ASC')]),
+                [cat.student, other_cat.student])
 
 
 del ModuleTestCase

@@ -268,3 +268,37 @@ class CourseRPCTestCase(RPCTestMixin, unittest.TestCase):
             with self.subTest(items=value):
                 self.assertRPCError(
                     client.model, 'course.course', 'sale_prices', value)
+
+    # ---- Students ------------------------------------------------------
+
+    def test_students_menu(self):
+        """Courses > Students shows to Course Sales and Course
+        Administration, not to Course Gifts nor to users without a course
+        group; its list holds the parties with enrollments"""
+        def ids():
+            from trytond.pool import Pool
+            ModelData = Pool().get('ir.model.data')
+            return (ModelData.get_id('course', 'menu_student_form'),
+                ModelData.get_id('course', 'act_student_form'))
+        menu, action = self.run_transaction(ids)
+        student = self.student()
+        self.enrollment(student)
+        visible = {'sales': True, 'manager': True, 'admin': True,
+            'giver': False, 'nobody': False}
+        for login, shown in visible.items():
+            with self.subTest(login=login):
+                client = self.login(login)
+                self.assertEqual(bool(client.model(
+                            'ir.ui.menu', 'search', [('id', '=', menu)],
+                            0, None, None)), shown)
+        client = self.login('sales')
+        domain, = [d for d in client.model(
+                'ir.action.act_window', 'read', [action], ['pyson_domain'])]
+        students = client.model(
+            'party.party', 'search', [('is_student', '=', True)],
+            0, None, None)
+        self.assertIn(student, students)
+        self.assertIn('is_student', domain['pyson_domain'])
+        enrollments, = client.model(
+            'party.party', 'read', [student], ['enrollments'])
+        self.assertEqual(len(enrollments['enrollments']), 1)

@@ -1,4 +1,5 @@
 "Test helpers other modules' tests use to build a small catalog"
+import datetime as dt
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -41,6 +42,22 @@ def create_catalog(company):
         option_a_month=course_a.options[0],
         option_a_permanent=course_a.options[1],
         student=student, other_student=other)
+
+
+def create_activity(course, method, value=None, name="限时折扣"):
+    """Create a price activity running from yesterday to tomorrow with one
+    rule for course: method ('free', 'percentage', …) and value"""
+    Activity = Pool().get('course.activity')
+    now = dt.datetime.now()
+    activity, = Activity.create([{
+                'name': name,
+                'start': now - dt.timedelta(days=1),
+                'end': now + dt.timedelta(days=1),
+                'lines': [('create', [{
+                                'course': course.id, 'method': method,
+                                'value': value}])],
+                }])
+    return activity
 
 
 def run_transaction(func, *args, context=None, retries=None, **kwargs):
@@ -155,3 +172,39 @@ class ConcurrencyTestMixin(CommittedTestMixin):
 
     def in_parallel(self, count, func, *args, **kwargs):
         return in_parallel(count, func, *args, context=self.context, **kwargs)
+
+
+def set_company_language(company, code='zh_CN'):
+    """Make code the language of company (its party's), its translations
+    loaded; return the ir.lang"""
+    pool = Pool()
+    Lang = pool.get('ir.lang')
+    Party = pool.get('party.party')
+    lang, = Lang.search([('code', '=', code)])
+    if not lang.translatable:
+        Lang.load_translations([lang])
+    party = Party(company.party.id)
+    party.lang = lang
+    party.save()
+    return lang
+
+
+def set_config(test, section, option, value):
+    """Set a trytond configuration option for the test; after it the option
+    gets its former value back (trytond's defaults are options too: removing
+    'database retry' would break every later login) or is removed"""
+    from trytond import config
+    if not config.has_section(section):
+        config.add_section(section)
+    if config._config.has_option(section, option):
+        test.addCleanup(
+            config.set, section, option, config.get(section, option))
+    else:
+        test.addCleanup(unset_config, section, option)
+    config.set(section, option, value)
+
+
+def unset_config(section, option):
+    from trytond import config
+    config._config.remove_option(section, option)
+    config._cache_clear()

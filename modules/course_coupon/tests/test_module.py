@@ -5,7 +5,8 @@ from unittest.mock import patch
 from trytond import backend
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
-from trytond.modules.course.tests.tools import create_catalog
+from trytond.modules.course.tests.tools import (
+    create_activity, create_catalog)
 from trytond.modules.course.tools import now as utcnow
 from trytond.modules.course_coupon.tests.tools import create_coupon, give
 from trytond.modules.course_order.tests.tools import checkout
@@ -28,17 +29,7 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         return create_catalog(company)
 
     def activity(self, course, method, value=None):
-        Activity = Pool().get('course.activity')
-        now = dt.datetime.now()
-        activity, = Activity.create([{
-                    'name': "限时折扣",
-                    'start': now - dt.timedelta(days=1),
-                    'end': now + dt.timedelta(days=1),
-                    'lines': [('create', [{
-                                    'course': course.id, 'method': method,
-                                    'value': value}])],
-                    }])
-        return activity
+        return create_activity(course, method, value)
 
     def stacking(self, mode):
         Configuration = Pool().get('course.configuration')

@@ -5,6 +5,7 @@ from unittest.mock import patch
 from trytond.exceptions import UserError
 from trytond.model.exceptions import ValidationError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
+from trytond.modules.course.tests.tools import set_company_language
 from trytond.modules.course_order.tests.tools import checkout
 from trytond.modules.course_credit.tests.tools import (
     adjust, balances, company_catalog, set_config, topup)
@@ -949,6 +950,26 @@ class CourseCreditTestCase(CompanyTestMixin, ModuleTestCase):
         with Transaction().set_context(language='zh_CN'):
             problem, = Credit.audit()
         self.assertIn("花费 100 积分，退回 0，应退回 100", problem)
+
+
+    @with_transaction()
+    def test_texts_in_company_language(self):
+        """The credit discount's description and the movements' notes are
+        written in the company's language, not the caller's; a party with
+        only ledger movements is a student"""
+        Party = Pool().get('party.party')
+        cat = self.catalog()
+        set_company_language(cat.company, 'zh_CN')
+        self.grant(cat.other_student, 10)
+        self.assertEqual(
+            Party.search([('is_student', '=', True)]), [cat.other_student])
+        self.grant(cat.student, 300)
+        with Transaction().set_context(language='en'):
+            order = checkout(cat.student, cat.course_a, credit=100)
+        discount, = order.discounts
+        self.assertEqual(discount.description, "100 积分抵扣")
+        self.assertEqual(
+            discount.origin.note, f"订单 {order.number}")
 
 
 del ModuleTestCase

@@ -369,21 +369,24 @@ class CourseOrderRPCTestCase(RPCTestMixin, unittest.TestCase):
         self.assertEqual(self.counts(), before)
 
     def test_audit_rights(self):
-        "Only Course Administration runs the audit"
-        for login in ['nobody', 'sales']:
-            with self.subTest(login=login):
-                client = self.login(login)
-                self.assertRPCError(
-                    client.model, 'course.order', 'audit',
-                    text='Only the group "Course Administration"')
-        for login in ['manager', 'admin']:
-            self.assertIsInstance(
-                self.login(login).model('course.order', 'audit'), list)
+        "Only Course Administration runs the audit and lists the gifts"
+        for method in ['audit', 'audit_gifts']:
+            for login in ['nobody', 'sales']:
+                with self.subTest(method=method, login=login):
+                    client = self.login(login)
+                    self.assertRPCError(
+                        client.model, 'course.order', method,
+                        text='Only the group "Course Administration"')
+            for login in ['manager', 'admin']:
+                with self.subTest(method=method, login=login):
+                    self.assertIsInstance(
+                        self.login(login).model('course.order', method),
+                        list)
 
     def test_audit_companies(self):
-        """The audit over RPC sees the user's companies only; root sees
-        them all"""
-        def other_company_gift():
+        """The audit and the gifts over RPC see the user's companies only;
+        root sees them all"""
+        def other_company():
             from trytond.modules.company.tests import create_company
             from trytond.pool import Pool
             pool = Pool()
@@ -395,19 +398,26 @@ class CourseOrderRPCTestCase(RPCTestMixin, unittest.TestCase):
             other = create_company("Other School", currency=mine.currency)
             course, = Course.copy([Course(self.cat['course_c'])],
                 {'company': other.id, 'name': "Secret course"})
-            party, = Party.create([{'name': "Secret student"}])
+            party, friend = Party.create([
+                    {'name': "Secret student"}, {'name': "Secret friend"}])
             # as code would, without a reason: a problem to report
             Enrollment.create([{'party': party.id, 'course': course.id,
                         'company': other.id, 'source': 'system'}])
+            Enrollment.create([{'party': friend.id, 'course': course.id,
+                        'company': other.id, 'source': 'gift',
+                        'given_by': 1, 'gift_reason': "Secret reason"}])
 
-        def audit():
+        def root(method):
             from trytond.pool import Pool
-            return Pool().get('course.order').audit()
-        self.run_transaction(other_company_gift)
-        self.assertTrue(any("Secret course" in t
-                for t in self.run_transaction(audit)))
-        texts = self.login('manager').model('course.order', 'audit')
-        self.assertFalse(any("Secret" in t for t in texts), texts)
+            return getattr(Pool().get('course.order'), method)()
+        self.run_transaction(other_company)
+        for method, text in [
+                ('audit', "Secret student"), ('audit_gifts', "Secret friend")]:
+            with self.subTest(method=method):
+                texts = self.run_transaction(root, method)
+                self.assertTrue(any(text in t for t in texts), texts)
+                texts = self.login('manager').model('course.order', method)
+                self.assertFalse(any("Secret" in t for t in texts), texts)
 
     def test_audit_finds_and_lists(self):
         """The audit over RPC names an enrollment no order explains, a

@@ -182,3 +182,31 @@ def create_overdue_orders(company, count, students=1, pay_method='manual'):
         for i in range(count)]
     Order.write(orders, {'pay_deadline': now() - dt.timedelta(minutes=1)})
     return [o.id for o in orders], [o.party.id for o in orders]
+
+
+def print_receipt(orders, output=None):
+    """Print the receipt of orders as the clients do (report execute);
+    output sets the action's output format first, as an administrator
+    does ('' for the template's ODT, 'pdf'); return (extension, content)"""
+    pool = Pool()
+    ActionReport = pool.get('ir.action.report')
+    Receipt = pool.get('course.order.receipt', type='report')
+    action, = ActionReport.search(
+        [('report_name', '=', 'course.order.receipt')])
+    if output is not None:
+        ActionReport.write([action], {'extension': output})
+    extension, content, _, _ = Receipt.execute(
+        [o.id for o in orders], {'action_id': action.id})
+    return extension, content
+
+
+def odt_paragraphs(content):
+    "The texts of the paragraphs of an ODT file (its content.xml)"
+    import io
+    import zipfile
+    from xml.etree import ElementTree
+    with zipfile.ZipFile(io.BytesIO(content)) as odt:
+        root = ElementTree.fromstring(odt.read('content.xml'))
+    text = '{urn:oasis:names:tc:opendocument:xmlns:text:1.0}'
+    return [''.join(p.itertext()) for p in root.iter()
+        if p.tag in {f'{text}p', f'{text}h'}]

@@ -4,11 +4,13 @@ from decimal import Decimal
 
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin
+from trytond.modules.course.tests.tools import set_company_language
 from trytond.modules.course.tools import now
 from trytond.modules.course_credit.tests.tools import adjust, company_catalog
 from trytond.modules.course_order.tests.tools import checkout
 from trytond.pool import Pool
 from trytond.tests.test_tryton import ModuleTestCase, with_transaction
+from trytond.transaction import Transaction
 
 from .tools import plug_fake
 
@@ -404,6 +406,32 @@ class CoursePaymentTestCase(CompanyTestMixin, ModuleTestCase):
             Message.write([message], {'payload': 'x'})
         with self.assertRaises(UserError):
             Message.delete([message])
+
+
+    @with_transaction()
+    def test_refund_texts_in_company_language(self):
+        """The wallet's refund note and the Refund button's reason are
+        written in the company's language, not the caller's"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Refund = pool.get('course.payment.refund')
+        Wallet = pool.get('course.wallet.movement')
+        fake, cat = self.setup_fake()
+        set_company_language(cat.company, 'zh_CN')
+        adjust(cat.student, 'topup', Decimal('800'))
+        with Transaction().set_context(language='en'):
+            order = checkout(cat.student, cat.course_b, cat.course_c,
+                pay_method='wallet')
+            line_b, line_c = order.lines
+            partial = Refund.refund_order(order, [line_c], reason="C")
+            Order.refund([order])
+        movement, = Wallet.search([
+                ('order', '=', order.id), ('kind', '=', 'refund'),
+                ('amount', '=', line_c.amount)])
+        self.assertEqual(
+            movement.note, f"订单 {order.number}，退款 {partial.number}")
+        whole, = [r for r in order.refunds if r != partial]
+        self.assertEqual(whole.reason, "工作人员整单退款。")
 
 
 del ModuleTestCase

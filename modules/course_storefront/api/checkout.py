@@ -129,6 +129,15 @@ def discount_of(checkout, kind):
         Decimal(0))
 
 
+def usable_coupons_json(usable, currency):
+    "The usable coupons with their discounts as text, each amount once"
+    texts = {}
+    for u in usable:
+        if u['discount'] not in texts:
+            texts[u['discount']] = money(u['discount'], currency)
+    return [dict(u, discount=texts[u['discount']]) for u in usable]
+
+
 @method('checkout.preview', PreviewParams, PreviewResult, readonly=True,
     errors=CHECKOUT_ERRORS)
 def preview(call, params):
@@ -155,8 +164,7 @@ def preview(call, params):
         'coupon_discount': money(discount_of(checkout, 'coupon'), currency),
         'credit_discount': money(discount_of(checkout, 'credit'), currency),
         'payable': money(checkout.payable, currency),
-        'usable_coupons': [dict(u, discount=money(u['discount'], currency))
-            for u in info['usable_coupons']],
+        'usable_coupons': usable_coupons_json(info['usable_coupons'], currency),
         'credit': info['credit'],
         'stacking': info['stacking'],
         }

@@ -10,6 +10,7 @@ from trytond.modules.course_payment.refund import REASON_SIZE
 from trytond.pool import Pool
 
 from ..errors import not_found, refused
+from ..prelocks import remember_order
 from ..values import money, when
 from .registry import Params, Result, method
 from .types import OrderNumber, Page, Size
@@ -92,6 +93,8 @@ def orders_json(call, orders):
     at = now()
     result = []
     for order in orders:
+        # The order a later order.pay/cancel/sync locks: at its start
+        remember_order(call.database, call.party.id, order.number, order.id)
         totals = discount_totals(order)
         timeout = None
         if order.state == 'unpaid' and order.pay_deadline:
@@ -179,7 +182,8 @@ def get(call, params):
 
 
 @method('order.cancel', NumberParams, OrderResult,
-    errors=['not_found', 'order.not_unpaid'])
+    errors=['not_found', 'order.not_unpaid'], locks_party=True,
+    locks_order=True)
 def cancel(call, params):
     """Cancel an unpaid order: its coupons and points come back"""
     Order = Pool().get('course.order')
@@ -195,7 +199,7 @@ def cancel(call, params):
 @method('order.pay', NumberParams, Union[PayResult, OrderResult],
     errors=['not_found', 'order.not_unpaid', 'order.pay_method',
         'wallet.balance_short', 'payment.provider_missing',
-        'payment.provider_error'])
+        'payment.provider_error'], locks_party=True, locks_order=True)
 def pay(call, params):
     """Pay an unpaid order again: the provider's page ({url}) or, for the
     wallet, the order paid at once"""
@@ -221,7 +225,7 @@ def pay(call, params):
 
 
 @method('order.sync', NumberParams, OrderResult,
-    errors=['not_found', 'payment.provider_error'])
+    errors=['not_found', 'payment.provider_error'], locks_order=True)
 def sync(call, params):
     """Ask the payment provider whether the order is paid; return it"""
     Payment = Pool().get('course.payment')

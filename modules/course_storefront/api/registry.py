@@ -57,10 +57,11 @@ class Method:
     readonly: bool = False
     errors: tuple = ()
     locks_party: bool = False
+    locks_order: bool = False
 
 
 def method(name, params=NoParams, result=None, auth=True, readonly=False,
-        errors=(), locks_party=False):
+        errors=(), locks_party=False, locks_order=False):
     """Register func(call, params) as the method name.
 
     auth: the call needs a student's token (call.user, call.party set).
@@ -69,14 +70,17 @@ def method(name, params=NoParams, result=None, auth=True, readonly=False,
     transport's (documented in the OpenRPC document).
     locks_party: the call locks the student's party row; the dispatcher
     takes that lock when it starts the transaction, so the call does not
-    restart for it."""
+    restart for it.
+    locks_order: the call locks the student's order of params.number; the
+    dispatcher takes that lock at the start too once this process has
+    answered that order (order.create, order.list, order.get)."""
     def decorator(func):
         summary = (func.__doc__ or '').strip().splitlines()[0:1]
         METHODS[name] = Method(
             name=name, func=func, params=params, result=result,
             summary=summary[0] if summary else name, auth=auth,
             readonly=readonly, errors=tuple(errors),
-            locks_party=locks_party)
+            locks_party=locks_party, locks_order=locks_order)
         return func
     return decorator
 

@@ -10,8 +10,8 @@ from trytond.modules.course_coupon.tests.tools import create_coupon
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
-from .. import jsonrpc
-from .tools import StorefrontTestMixin
+from .. import prelocks
+from .tools import StorefrontError, StorefrontTestMixin
 
 
 class TransactionStarts:
@@ -79,11 +79,11 @@ class AttemptsTestCase(StorefrontTestMixin, unittest.TestCase):
         grant = self.give(client)
         client.call('cart.add', {'course': self.catalog['b']})
         key = (client.database, client.token)
-        self.assertEqual(jsonrpc.PARTIES.get(key), client.party)
+        self.assertEqual(prelocks.PARTIES.get(key), client.party)
         if remembered is not False:
-            jsonrpc.PARTIES.pop(key)
+            prelocks.PARTIES.pop(key)
             if remembered is not None:
-                jsonrpc.PARTIES[key] = remembered
+                prelocks.PARTIES[key] = remembered
         with TransactionStarts() as starts:
             order = client.call('order.create', {
                     'pay_method': 'manual', 'coupons': [grant],
@@ -123,3 +123,54 @@ class AttemptsTestCase(StorefrontTestMixin, unittest.TestCase):
             grant = client.call('coupon.claim', {'coupon': self.claimable})
         self.assertEqual(grant['state'], 'available')
         self.assertEqual(starts.count, 1)
+
+    def unpaid_order(self, client, pay_method):
+        client.call('cart.add', {'course': self.catalog['b']})
+        order = client.call('order.create', {'pay_method': pay_method})
+        self.assertEqual(order['state'], 'unpaid')
+        return order
+
+    def test_order_pay_one_attempt(self):
+        """order.pay of an order this process answered: one transaction,
+        the order and the student locked at its start (an order to pay
+        offline is refused once locked, in that one transaction)"""
+        client = self.student()
+        order = self.unpaid_order(client, 'manual')
+        with TransactionStarts() as starts:
+            with self.assertRaises(StorefrontError) as cm:
+                client.call('order.pay', {'number': order['number']})
+        self.assertEqual(cm.exception.type, 'order.pay_method')
+        self.assertEqual(starts.count, 1)
+
+    def test_order_cancel_one_attempt(self):
+        client = self.student()
+        order = self.unpaid_order(client, 'manual')
+        with TransactionStarts() as starts:
+            cancelled = client.call(
+                'order.cancel', {'number': order['number']})
+        self.assertEqual(cancelled['state'], 'cancelled')
+        self.assertEqual(starts.count, 1)
+
+    def test_order_not_answered(self):
+        """An order this process did not answer (another process did)
+        restarts once for its lock, and is cancelled all the same"""
+        client = self.student()
+        order = self.unpaid_order(client, 'manual')
+        prelocks.ORDERS.clear()
+        with TransactionStarts() as starts:
+            cancelled = client.call(
+                'order.cancel', {'number': order['number']})
+        self.assertEqual(cancelled['state'], 'cancelled')
+        self.assertEqual(starts.count, 2)
+
+    def test_other_students_order(self):
+        """A student naming another's order number takes no lock on it
+        (the hints are the student's own) and finds nothing"""
+        client, other = self.student(), self.student()
+        order = self.unpaid_order(other, 'manual')
+        with self.assertRaises(StorefrontError) as cm:
+            client.call('order.cancel', {'number': order['number']})
+        self.assertEqual(cm.exception.code, -32004)
+        self.assertEqual(
+            other.call('order.get', {'number': order['number']})['state'],
+            'unpaid')

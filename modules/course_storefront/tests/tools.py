@@ -2,8 +2,8 @@
 import itertools
 import json
 
-from trytond.modules.course.tests.tools import (
-    CommittedTestMixin, create_catalog)
+from trytond.modules.course.tests.tools import (  # noqa: F401 (set_config)
+    CommittedTestMixin, create_catalog, set_config, unset_config)
 from trytond.pool import Pool
 
 
@@ -123,27 +123,6 @@ class StorefrontTestMixin(CommittedTestMixin):
     def client(self, **kwargs):
         from trytond.tests.test_tryton import DB_NAME
         return StorefrontClient(DB_NAME, **kwargs)
-
-
-def set_config(test, section, option, value):
-    """Set a trytond configuration option for the test; after it the option
-    gets its former value back (trytond's defaults are options too: removing
-    'database retry' would break every later login) or is removed"""
-    from trytond import config
-    if not config.has_section(section):
-        config.add_section(section)
-    if config._config.has_option(section, option):
-        test.addCleanup(
-            config.set, section, option, config.get(section, option))
-    else:
-        test.addCleanup(unset_config, section, option)
-    config.set(section, option, value)
-
-
-def unset_config(section, option):
-    from trytond import config
-    config._config.remove_option(section, option)
-    config._cache_clear()
 
 
 def clear_redis(url):
