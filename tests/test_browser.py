@@ -429,35 +429,38 @@ class BrowserTestCase(unittest.TestCase):
         tab = self.open_orders('sales')
         self.wait_list(tab)
         # (sao hides the state on this tab: its domain fixes it)
-        texts = self.assertHeadersShown(tab, ['Number', 'Date'], [
-                'Payment Method', 'Payment Deadline', 'Deadline Time'])
-        self.assertEqual(texts.count('Date'), 1, texts)
+        texts = self.assertHeadersShown(tab, ['订单号', '下单日期'], [
+                '支付方式', '支付截止时间', '截止时间'])
+        self.assertEqual(texts.count('下单日期'), 1, texts)
         self.screenshot('orders-unpaid')
         tab.locator('.tab-domain .nav-tabs > li > a',
-            has_text=re.compile(r'^\s*All')).click()
+            has_text=re.compile(r'^\s*全部')).click()
         # The state column: unpaid in the colour of a warning, paid of a
         # success
         for visual in ['warning', 'success']:
             self.wait_visible(
                 tab.locator(f'.treeview tbody tr td.{visual}:visible').first,
                 f"a state coloured {visual}")
-        self.assertHeadersShown(tab, ['Number', 'Date'], [
-                'Payment Method', 'Payment Deadline', 'State'])
+        self.assertHeadersShown(tab, ['订单号', '下单日期'], [
+                '支付方式', '支付截止时间', '状态'])
         self.screenshot('orders-all')
         Order = self.rpc_orders('sales')
         paid = Order.find([('state', '=', 'paid')], limit=1)[0]
-        self.open_order(tab, 'Paid', paid.number)
-        self.wait_visible(
-            tab.locator('.form select[name="state"]'), "the order form")
-        self.assertEqual(tab.locator(
-                'button:visible', has_text='Refund').count(), 0)
+        self.open_order(tab, '已支付', paid.number)
+        from playwright.sync_api import expect
+        # The form shows the paid order: its state, then its buttons
+        expect(tab.locator('.form select[name="state"]')).to_have_value(
+            '"paid"', timeout=TIMEOUT)
+        self.page.wait_for_load_state('networkidle')
+        self.assertEqual(tab.locator('button:visible',
+                has_text=re.compile(r'^\s*退款\s*$')).count(), 0)
         self.screenshot('paid-order-no-refund')
         for menu, amount in [
-                ('Credit Movements', 'Points'),
-                ('Wallet Movements', 'Amount')]:
+                ('积分流水', '积分'),
+                ('钱包流水', '金额')]:
             with self.subTest(menu=menu):
                 opened = self.page.locator('#tablist > li').count()
-                self.open_menu('Courses', 'Credit and Wallet', menu)
+                self.open_menu('课程', '积分与钱包', menu)
                 # The list's own tab, not the one before it
                 self.page.wait_for_function(
                     f"document.querySelectorAll('#tablist > li').length "
@@ -465,17 +468,17 @@ class BrowserTestCase(unittest.TestCase):
                 ledger = self.current_tab()
                 # The All tab: the others fix the kind (sao hides it)
                 all_tab = ledger.locator('.tab-domain .nav-tabs > li > a',
-                    has_text=re.compile(r'^\s*All'))
+                    has_text=re.compile(r'^\s*全部'))
                 self.wait_visible(all_tab, f"the tabs of {menu}")
                 all_tab.click()
                 ledger.locator('.tab-domain .nav-tabs > li.active > a',
-                    has_text=re.compile(r'^\s*All')).wait_for()
+                    has_text=re.compile(r'^\s*全部')).wait_for()
                 self.page.wait_for_load_state('networkidle')
                 self.wait_list(ledger)
                 time.sleep(0.5)  # the rows of the All tab drawn
                 self.assertHeadersShown(
-                    ledger, ['Date', 'Kind', amount, 'Balance'],
-                    ['Student', 'Order'])
+                    ledger, ['日期', '类型', amount, '余额'],
+                    ['学员', '订单'])
                 self.screenshot(menu)
         self.assertEqual(self.errors, [])
 
