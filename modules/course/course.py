@@ -16,7 +16,7 @@ from .exceptions import CourseValidationError, EnrollmentError, InputError
 from .rpc import RPCInputMixin
 from .tools import (
     _input_error, check_id, check_list, company_language, lock_rows, now,
-    round_amount)
+    round_amount, states_said)
 
 # What checkout needs to know of a course's price at a given time
 SalePrice = namedtuple(
@@ -350,6 +350,7 @@ class Enrollment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
                 ('live', "Live"),
                 ('ended', "Ended"),
                 ], "State"), 'get_state', searcher='search_state')
+    state_string = state.translated('state')
     gift_reason = fields.Text(
         "Gift Reason", readonly=True,
         states={'invisible': Eval('source') != 'gift'})
@@ -478,6 +479,7 @@ class Enrollment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
             cls.write(live, {'end': now()})
 
     @classmethod
+    @states_said()
     @ModelView.button
     def end_access(cls, enrollments):
         "Staff end the access now (a gift given by mistake, an abuse)"

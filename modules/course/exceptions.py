@@ -16,3 +16,7 @@ class InputError(UserError):
 
 class CallerError(UserError):
     "A call by a user whose groups or companies may not make it"
+
+
+class StateError(UserError):
+    "A button clicked on a record whose state no longer allows it"

@@ -254,20 +254,96 @@ def guarded(*from_states, error, message, field='state'):
     the first one left and gets a clear error instead of a second
     transition.
     """
-    from trytond.i18n import gettext
-
     def decorator(func):
         @wraps(func)
         def wrapper(cls, records, *args, **kwargs):
             cls.lock(records)
             for record in records:
                 if getattr(record, field) not in from_states:
-                    raise error(gettext(
-                            message, record=record.rec_name,
-                            state=getattr(record, f'{field}_string')))
+                    raise error(gettext_state(message, record, field))
             return func(cls, records, *args, **kwargs)
         return wrapper
     return decorator
+
+
+def guarded_button(*from_states, error, message, field='state'):
+    """ModelView.button for a workflow step: guarded (lock, then states)
+    behind states_said (the message of a user who clicks on a record that
+    another user has just moved on)"""
+    from trytond.model import ModelView
+
+    def decorator(func):
+        return states_said(error=error, message=message, field=field)(
+            ModelView.button(guarded(
+                    *from_states, error=error, message=message,
+                    field=field)(func)))
+    return decorator
+
+
+def states_said(
+        error=None, message='course.msg_record_state', field='state'):
+    """Decorate a ModelView.button (or button_action): before trytond's own
+    check of the button's states, whose "You can not call …" names neither
+    the record nor its state, make the same check and raise error(message)
+    (default StateError) naming the first record refused, its model and
+    its state"""
+    def decorator(button):
+        @wraps(button)
+        def wrapper(cls, records, *args, **kwargs):
+            from .exceptions import StateError
+            refused = button_refused(cls, button.__name__, records)
+            if refused:
+                raise (error or StateError)(
+                    gettext_state(message, refused, field))
+            return button(cls, records, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def gettext_state(message, record, field='state'):
+    "The message naming the record, its model and its state"
+    from trytond.i18n import gettext
+    return gettext(
+        message, record=record.rec_name,
+        state=getattr(record, f'{field}_string'),
+        model=record.__names__()['model'])
+
+
+def button_refused(Model, name, records):
+    """The first record whose state the states of button name refuse, for
+    a user's call that trytond would let press the button otherwise (the
+    checks of ModelView.button: read access, groups or write access);
+    None for code (root or no access check)"""
+    from trytond.model.modelstorage import _record_eval_pyson
+    from trytond.pool import Pool
+    from trytond.pyson import PYSONEncoder
+    from trytond.transaction import Transaction
+    pool = Pool()
+    Button = pool.get('ir.model.button')
+    ModelAccess = pool.get('ir.model.access')
+    User = pool.get('res.user')
+    transaction = Transaction()
+    if not transaction.user or not transaction.check_access:
+        return None
+    # Refused by access or record rules: trytond's error, not a state
+    Model.read([r.id for r in records if r.id is not None and r.id >= 0],
+        ['id'])
+    groups = set(User.get_groups())
+    button_groups = Button.get_groups(Model.__name__, name)
+    if button_groups and not groups & button_groups:
+        return None
+    if not button_groups and not ModelAccess.check(
+            Model.__name__, 'write', raise_exception=False):
+        return None
+    states = Model._buttons.get(name, {})
+    encoded = [PYSONEncoder().encode(states[s])
+        for s in ('invisible', 'readonly') if s in states]
+    with transaction.set_context(groups=User.get_groups()):
+        for record in records:
+            if any(_record_eval_pyson(record, s, encoded=True)
+                    for s in encoded):
+                return record
+    return None
 
 
 def lock_rows(Model, records):

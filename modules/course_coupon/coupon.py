@@ -55,7 +55,8 @@ SCOPES = [
 
 # The fields check_values reads: validate_fields runs it when one changes
 CHECKED_FIELDS = {
-    'method', 'amount', 'rate', 'condition', 'valid_start', 'valid_end',
+    'method', 'amount', 'rate', 'condition', 'validity_mode', 'valid_start',
+    'valid_end',
     'valid_days', 'claim_start', 'claim_end', 'total', 'per_party_limit'}
 SCOPE_FIELDS = {'scope', 'directions', 'categories', 'courses'}
 # The terms a grant holds: frozen once the coupon has grants (for users)
@@ -161,17 +162,34 @@ class Coupon(
         "Per Student", required=True,
         domain=[('per_party_limit', '>=', 0)],
         help="How many grants a student may hold (0: no limit).")
+    validity_mode = fields.Selection([
+            (None, ""),
+            ('window', "Fixed Window"),
+            ('days', "Days from the Grant"),
+            ], "Validity", required=True,
+        help="How long the grants are valid: the same window for all, or "
+        "a number of days from when each is granted.")
     valid_start = fields.DateTime(
         "Valid From",
-        states={'required': ~Eval('valid_days') & Bool(Eval('valid_end'))})
+        states={
+            'invisible': Eval('validity_mode') != 'window',
+            'required': Eval('validity_mode') == 'window',
+            })
     valid_end = fields.DateTime(
         "Valid To",
         domain=[If(Bool(Eval('valid_start')) & Bool(Eval('valid_end')),
                 ('valid_end', '>', Eval('valid_start')), ())],
-        states={'required': ~Eval('valid_days') & Bool(Eval('valid_start'))})
+        states={
+            'invisible': Eval('validity_mode') != 'window',
+            'required': Eval('validity_mode') == 'window',
+            })
     valid_days = fields.Integer(
         "Valid Days",
         domain=['OR', ('valid_days', '=', None), ('valid_days', '>', 0)],
+        states={
+            'invisible': Eval('validity_mode') != 'days',
+            'required': Eval('validity_mode') == 'days',
+            },
         help="Days of validity counted from the grant, instead of a fixed "
         "window.")
     grants = fields.One2Many(
@@ -227,6 +245,20 @@ class Coupon(
                 })
 
     @classmethod
+    def __register__(cls, module):
+        table_h = cls.__table_handler__(module)
+        cursor = Transaction().connection.cursor()
+        table = cls.__table__()
+        fill_validity = not table_h.column_exist('validity_mode')
+        super().__register__(module)
+        # Migration: the choice was implied by which fields were filled
+        if fill_validity:
+            cursor.execute(*table.update(
+                    [table.validity_mode],
+                    [Case((table.valid_days != Null, 'days'),
+                            else_='window')]))
+
+    @classmethod
     def default_method(cls):
         return 'reduction'
 
@@ -266,8 +298,29 @@ class Coupon(
         try:
             self.method, amount, rate = parse_formula(self.formula)
         except CouponValidationError:
-            return
+            return  # said by on_change_notify
         self.amount, self.rate = amount, rate
+
+    @fields.depends('formula')
+    def on_change_notify(self):
+        # At once, in the formula's own words: otherwise the client would
+        # first say that the amount (left empty) is required
+        notifications = super().on_change_notify()
+        if (self.formula or '').strip():
+            try:
+                parse_formula(self.formula)
+            except CouponValidationError as exception:
+                notifications.append(('error', exception.message))
+        return notifications
+
+    @fields.depends(
+        'validity_mode', 'valid_start', 'valid_end', 'valid_days')
+    def on_change_validity_mode(self):
+        "Keep only the fields of the chosen validity"
+        if self.validity_mode != 'window':
+            self.valid_start = self.valid_end = None
+        if self.validity_mode != 'days':
+            self.valid_days = None
 
     @property
     def display(self):
@@ -284,6 +337,12 @@ class Coupon(
             del values['formula']
         if mode == 'create':
             values['remaining'] = values.get('total')
+            # Callers that only fill the window or the days (scripts)
+            if not values.get('validity_mode'):
+                if values.get('valid_days'):
+                    values['validity_mode'] = 'days'
+                elif values.get('valid_start') or values.get('valid_end'):
+                    values['validity_mode'] = 'window'
         return values
 
     @classmethod
@@ -399,7 +458,8 @@ class Coupon(
                     'course_coupon.msg_coupon_condition_positive',
                     coupon=coupon))
         fixed = bool(self.valid_start or self.valid_end)
-        if fixed == bool(self.valid_days):
+        if (fixed == bool(self.valid_days)
+                or fixed != (self.validity_mode == 'window')):
             raise CouponValidationError(gettext(
                     'course_coupon.msg_coupon_validity', coupon=coupon))
         if fixed and (not self.valid_start or not self.valid_end

@@ -14,7 +14,7 @@ from trytond.model import Index, ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    guarded, lock_rows, log_transitions, move_state, move_where, now)
+    guarded_button, lock_rows, log_transitions, move_state, move_where, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.transaction import Transaction, without_check_access
@@ -392,8 +392,7 @@ class Grant(
     # ---- Workflow -----------------------------------------------------------
 
     @classmethod
-    @ModelView.button
-    @guarded(
+    @guarded_button(
         'available', error=CouponError,
         message='course_coupon.msg_grant_revoke_state')
     @Workflow.transition('revoked')

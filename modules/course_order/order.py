@@ -14,11 +14,12 @@ from trytond.model import (
     Index, ModelSQL, ModelView, Unique, Workflow, fields)
 from trytond.modules.course.tools import (
     allocate, check_dict, check_id, check_list, check_record, check_text,
-    clear_cache, guarded, in_group, in_max, in_new_transaction, lock_rows,
-    log_transitions, move_state, now, round_amount, try_lock_rows)
+    clear_cache, guarded, guarded_button, in_group, in_max,
+    in_new_transaction, lock_rows, log_transitions, move_state, now,
+    round_amount, try_lock_rows)
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.pool import Pool
-from trytond.pyson import Eval
+from trytond.pyson import Eval, Id, If
 from trytond.rpc import RPC
 from trytond.tools import grouped_slice, reduce_ids
 from trytond.transaction import Transaction, without_check_access
@@ -37,6 +38,30 @@ STATES = [
     ('refunding', "Refunding"),
     ('refunded', "Refunded"),
     ]
+# How the lists show each state (the `visual` of the clients)
+STATE_VISUALS = {
+    'unpaid': 'warning',
+    'paid': 'success',
+    'cancelled': 'muted',
+    'expired': 'muted',
+    'refunding': 'danger',
+    'refunded': 'danger',
+    }
+# Who may refund an order: the group of the Refund button (order.xml)
+REFUND_GROUP = Id('course', 'group_course_admin')
+
+
+def state_visual(visuals, field='state'):
+    "The PYSON of the visual of a record from its state, by visuals"
+    expression = ''
+    for state, visual in visuals.items():
+        expression = If(Eval(field) == state, visual, expression)
+    return expression
+
+
+def not_in_group(group):
+    "PYSON: the user of the client (or of the button call) is not in group"
+    return ~group.in_(Eval('context', {}).get('groups', []))
 
 
 def acting_user():
@@ -69,6 +94,14 @@ def model_selection(models):
 def order_guarded(*from_states):
     "Lock the orders, then refuse any whose state is not in from_states"
     return guarded(
+        *from_states, error=OrderStateError,
+        message='course_order.msg_order_wrong_state')
+
+
+def order_button(*from_states):
+    """A button of the order's workflow: order_guarded, and a user clicking
+    on an order another user has just moved on is told its state"""
+    return guarded_button(
         *from_states, error=OrderStateError,
         message='course_order.msg_order_wrong_state')
 
@@ -247,7 +280,9 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
                     'depends': ['state', 'pay_method'],
                     },
                 'refund': {
-                    'invisible': Eval('state') != 'paid',
+                    # Hidden, not only greyed, for the users who may not
+                    'invisible': ((Eval('state') != 'paid')
+                        | not_in_group(REFUND_GROUP)),
                     'icon': 'tryton-undo',
                     'depends': ['state'],
                     },
@@ -261,6 +296,16 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
     @classmethod
     def default_state(cls):
         return 'unpaid'
+
+    @classmethod
+    def view_attributes(cls):
+        # The state column coloured, and rows that need nothing more muted
+        visual = state_visual(STATE_VISUALS)
+        return super().view_attributes() + [
+            ('/tree', 'visual', If(
+                    Eval('state').in_(['cancelled', 'expired']), 'muted', '')),
+            ('/tree/field[@name="state"]', 'visual', visual),
+            ]
 
     @classmethod
     def default_company(cls):
@@ -903,8 +948,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
     # ---- Workflow --------------------------------------------------------
 
     @classmethod
-    @ModelView.button
-    @order_guarded('unpaid')
+    @order_button('unpaid')
     @Workflow.transition('cancelled')
     def cancel(cls, orders):
         cls.write(orders, {
@@ -915,8 +959,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         cls.release(orders)
 
     @classmethod
-    @ModelView.button
-    @order_guarded('unpaid', 'paid')
+    @order_button('unpaid', 'paid')
     def confirm_payment(cls, orders):
         """Staff confirm that a manual payment was received; the orders of
         the other methods are paid by their provider, never by hand"""
@@ -959,8 +1002,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         cls.fulfil(orders)
 
     @classmethod
-    @ModelView.button
-    @order_guarded('paid')
+    @order_button('paid')
     def refund(cls, orders):
         "Staff refund paid orders: the payment method gives the money back"
         cls.write(orders, {'refunded_by': acting_user()})

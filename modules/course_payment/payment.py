@@ -27,7 +27,7 @@ from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_caller, check_record, company_language, lock_all_rows, lock_rows,
-    now)
+    now, states_said)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -452,6 +452,7 @@ class Payment(
         return answers
 
     @classmethod
+    @states_said()
     @ModelView.button
     def check_status(cls, payments):
         "Staff ask the provider whether the pending payments are paid"

@@ -9,8 +9,8 @@ from trytond.model import (
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_caller, check_record, check_text, guarded,
-    lock_all_rows, lock_rows, now)
+    check_caller, check_record, check_text, guarded, guarded_button,
+    lock_all_rows, lock_rows, now, states_said)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -320,6 +320,7 @@ class Refund(
             [e for l in lines for e in l.get_shortened_enrollments()])
 
     @classmethod
+    @states_said()
     @ModelView.button
     def retry(cls, refunds):
         """Send the failed refunds again, with their numbers (the provider
@@ -353,6 +354,7 @@ class Refund(
                 raise
 
     @classmethod
+    @states_said()
     @ModelView.button
     def check_status(cls, refunds):
         "Ask the provider about the pending refunds"
@@ -520,8 +522,7 @@ class RefundRequest(
         return request.id
 
     @classmethod
-    @ModelView.button
-    @guarded('open', error=RefundRequestError,
+    @guarded_button('open', error=RefundRequestError,
         message='course_payment.msg_request_state')
     @Workflow.transition('approved')
     def approve(cls, requests):
@@ -536,6 +537,8 @@ class RefundRequest(
         cls.save(requests)
 
     @classmethod
+    @states_said(error=RefundRequestError,
+        message='course_payment.msg_request_state')
     @ModelView.button_action(
         'course_payment.wizard_refund_request_reject')
     def reject(cls, requests):

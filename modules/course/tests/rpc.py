@@ -277,6 +277,37 @@ class RPCTestMixin(CommittedTestMixin):
         return XMLRPCClient(DB_NAME, login, PASSWORD.format(login),
             context={'company': self.company_id}, session=session)
 
+    def login_chinese(self, login, groups):
+        """A JSON-RPC session of login, a user of groups (XML ids
+        'module.id') whose language is Chinese, created on first use (with
+        the zh_CN translations loaded)"""
+        from trytond.tests.test_tryton import DB_NAME
+
+        def create():
+            from trytond.pool import Pool
+            pool = Pool()
+            Lang = pool.get('ir.lang')
+            ModelData = pool.get('ir.model.data')
+            User = pool.get('res.user')
+            if User.search([('login', '=', login)]):
+                return
+            chinese, = Lang.search([('code', '=', 'zh_CN')])
+            if not chinese.translatable:
+                Lang.load_translations([chinese])
+            User.create([{
+                        'name': login.title(), 'login': login,
+                        'password': PASSWORD.format(login),
+                        'language': chinese.id,
+                        'companies': [('add', [self.company_id])],
+                        'company': self.company_id,
+                        'groups': [('add', [
+                                    ModelData.get_id(*g.split('.'))
+                                    for g in groups])],
+                        }])
+        self.run_transaction(create)
+        return JSONRPCClient(DB_NAME, login, PASSWORD.format(login),
+            context={'company': self.company_id})
+
     def assertRPCError(self, call, *args, kinds=('UserError',),
             text=None, **kwargs):
         """call(*args, **kwargs) must fail with one of kinds (server-side

@@ -93,7 +93,7 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         Coupon = Pool().get('course.coupon')
         cat = self.catalog()
         now = utcnow()
-        self.assertRefused("validity", Coupon.create, [{
+        self.assertRefused('field "Validity"', Coupon.create, [{
                     'name': "X", 'formula': '-10', 'company': cat.company.id,
                     }])
         self.assertRefused("validity", Coupon.create, [{
@@ -703,9 +703,14 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         domains = [
             PYSONDecoder().decode(d.domain) if d.domain else []
             for d in action.act_window_domains]
-        for state in ['available', 'reserved', 'used', 'expired', 'revoked']:
+        for state in ['reserved', 'used', 'expired', 'revoked']:
             with self.subTest(state=state):
                 self.assertIn([['state', '=', state]], domains)
+        # the codes nobody redeemed have their own tab, not Available's
+        self.assertIn(
+            [['state', '=', 'available'], ['party', '!=', None]], domains)
+        self.assertIn(
+            [['party', '=', None], ['state', '=', 'available']], domains)
         self.assertIn([], domains)  # the "All" tab
         figures = {'granted', 'used', 'remaining', 'discount_given'}
         for view_type in ['tree', 'form']:

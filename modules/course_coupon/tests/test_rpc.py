@@ -154,6 +154,137 @@ class CouponRPCTestCase(RPCTestMixin, unittest.TestCase):
         grant = [g for g in self.snapshot()[0] if g[0] == data['grant']][0]
         self.assertEqual(grant[4], 'revoked')
 
+    def test_revoke_selection(self):
+        """Revoke works on a selection (the list's button under it): all
+        the grants or, when one is not available any more, none, with a
+        message naming it and its state in the user's language"""
+        data = self.new_data()
+
+        def more_grants():
+            pool = Pool()
+            Coupon = pool.get('course.coupon')
+            Grant = pool.get('course.coupon.grant')
+            Party = pool.get('party.party')
+            grants = Grant.issue([Coupon(data['fresh'])],
+                Party.browse([data['student'], data['other']]))
+            return [g.id for g in grants]
+        selection = [data['grant']] + self.run_transaction(more_grants)
+        manager = self.login('manager')
+        manager.model('course.coupon.grant', 'revoke', selection[:1])
+        code = [g[3] for g in self.snapshot()[0] if g[0] == selection[0]][0]
+        chinese = self.login_chinese(
+            'manager_zh', ['course.group_course_admin'])
+        error = self.assertRefusedUnchanged(
+            chinese, 'course.coupon.grant', 'revoke', selection,
+            text='已作废')
+        self.assertIn(f'“{code}', error.message)
+        manager.model('course.coupon.grant', 'revoke', selection[1:])
+        states = {g[0]: g[4] for g in self.snapshot()[0]}
+        self.assertEqual(
+            [states[i] for i in selection], ['revoked'] * 3)
+
+    def test_revoke_button_multiple(self):
+        "The grant list's Revoke button is the one under the list"
+        from lxml import etree
+        view = self.login('manager').model(
+            'course.coupon.grant', 'fields_view_get', None, 'tree')
+        button, = etree.fromstring(view['arch']).xpath(
+            '//button[@name="revoke"]')
+        self.assertEqual(button.get('multiple'), '1')
+
+    def test_tabs_codes_apart(self):
+        """The Available tab lists the grants students hold; the codes
+        nobody redeemed are in their own tab"""
+        data = self.new_data()
+
+        def tab_domains():
+            pool = Pool()
+            Domain = pool.get('ir.action.act_window.domain')
+            ModelData = pool.get('ir.model.data')
+            return {name: Domain(ModelData.get_id(
+                        'course_coupon', f'act_grant_domain_{name}')).domain
+                for name in ['available', 'codes']}
+        domains = self.run_transaction(tab_domains)
+        manager = self.login('manager')
+        tabs = {name: set(manager.model(
+                    'course.coupon.grant', 'search',
+                    PYSONDecoder(manager.context).decode(domain), 0, None,
+                    None))
+            for name, domain in domains.items()}
+        grants = {g[0]: g for g in self.snapshot()[0]}
+        codes = {i for i, g in grants.items() if g[3] in data['codes']}
+        self.assertEqual(len(codes), 2)
+        self.assertIn(data['grant'], tabs['available'])
+        self.assertFalse(codes & tabs['available'])
+        self.assertLessEqual(codes, tabs['codes'])
+        # (other tests' grants are there too)
+        self.assertTrue(all(grants[i][2] for i in tabs['available']))
+        self.assertFalse(any(grants[i][2] for i in tabs['codes']))
+
+    # ---- The coupon form: formula and validity ------------------------------
+
+    def test_formula_said_on_change(self):
+        """A bad formula is said at once in its own words (the form's
+        notifications), not as a missing amount"""
+        for login in ['manager', 'manager_zh']:
+            client = (self.login(login) if login == 'manager'
+                else self.login_chinese(
+                    login, ['course.group_course_admin']))
+            for formula in ['*1.5', 'abc']:
+                with self.subTest(login=login, formula=formula):
+                    notes = client.model(
+                        'course.coupon', 'on_change_notify',
+                        {'formula': formula, 'method': 'reduction',
+                            'amount': None})
+                    (kind, message), = notes
+                    self.assertEqual(kind, 'error')
+                    if login == 'manager_zh':
+                        self.assertIn(f'优惠公式“{formula}”无效', message)
+                    else:
+                        self.assertIn(
+                            f'The formula "{formula}" is not valid', message)
+            for formula in ['-30', '*0.88', '', None]:
+                with self.subTest(login=login, formula=formula):
+                    self.assertEqual(client.model(
+                            'course.coupon', 'on_change_notify',
+                            {'formula': formula}), [])
+
+    def test_validity_mode(self):
+        """The validity choice is required and says which fields count;
+        choosing one clears the other's"""
+        from lxml import etree
+        manager = self.login('manager')
+        view = manager.model(
+            'course.coupon', 'fields_view_get', None, 'form')
+        self.assertTrue(view['fields']['validity_mode']['required'])
+        first_page = etree.fromstring(view['arch']).xpath(
+            '//notebook/page')[0]
+        self.assertTrue(first_page.xpath('.//field[@name="validity_mode"]'))
+        self.assertRPCError(
+            manager.model, 'course.coupon', 'create', [{
+                    'name': "No validity", 'formula': '-5',
+                    'validity_mode': 'days', 'valid_days': None,
+                    'condition': Decimal(0), 'per_party_limit': 1,
+                    'company': self.company_id}])
+        changed = manager.model(
+            'course.coupon', 'on_change', {
+                'validity_mode': 'days', 'valid_days': None,
+                'valid_start': rpc_datetime(dt.datetime(2026, 1, 1)),
+                'valid_end': rpc_datetime(dt.datetime(2026, 2, 1))},
+            ['validity_mode'])
+        self.assertEqual(
+            (changed.get('valid_start'), changed.get('valid_end')),
+            (None, None))
+        coupon, = manager.model('course.coupon', 'create', [{
+                    'name': "Ten days", 'formula': '-5',
+                    'validity_mode': 'days', 'valid_days': 10,
+                    'condition': Decimal(0), 'per_party_limit': 1,
+                    'company': self.company_id}])
+        self.assertRPCError(
+            manager.model, 'course.coupon', 'write', [coupon], {
+                'validity_mode': 'window'},
+            text='A value is required for field "Valid')
+
     # ---- What staff may edit on a coupon -----------------------------------
 
     def test_coupon_edits(self):

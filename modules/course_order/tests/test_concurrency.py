@@ -8,6 +8,7 @@ from unittest.mock import patch
 
 from trytond import backend
 from trytond.exceptions import UserError
+from trytond.modules.course.tests.rpc import RPCError, RPCTestMixin
 from trytond.modules.course.tests.tools import (
     ConcurrencyTestMixin, create_catalog)
 from trytond.modules.course.tools import lock_rows
@@ -212,4 +213,70 @@ class OrderConcurrencyTestCase(ConcurrencyTestMixin, unittest.TestCase):
             self.assertEqual(self.run_transaction(job), ids[2:4])
 
 
-del ConcurrencyTestMixin
+
+
+class OrderButtonRaceRPCTestCase(RPCTestMixin, ConcurrencyTestMixin,
+        unittest.TestCase):
+    "Two users pressing the same button at once, over real RPC"
+    module = 'course_order'
+
+    def test_confirm_payment_race_says_paid(self):
+        """Two users confirm the payment of one order at once: one confirms
+        it, the other is told in Chinese that the order is paid"""
+        chinese = self.login_chinese('sales_zh', ['course.group_course_sales'])
+        english = self.login('sales')
+        for attempt in range(3):
+            data = CourseOrderRaceData(self)
+            order_id, number = data.order()
+            barrier = threading.Barrier(2)
+            results = {}
+
+            def press(name, client):
+                barrier.wait()
+                try:
+                    client.model('course.order', 'confirm_payment', [order_id])
+                    results[name] = 'ok'
+                except RPCError as error:
+                    results[name] = error
+            threads = [threading.Thread(target=press, args=args)
+                for args in [('zh', chinese), ('en', english)]]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            with self.subTest(attempt=attempt):
+                self.assertEqual(
+                    sorted(r == 'ok' for r in results.values()),
+                    [False, True], results)
+                name, error = [(n, r) for n, r in results.items()
+                    if r != 'ok'][0]
+                text = (f'订单“{number}”已支付' if name == 'zh'
+                    else f'Order "{number}" is Paid')
+                self.assertIn(text, error.message)
+                self.assertEqual(data.state(order_id), 'paid')
+
+
+class CourseOrderRaceData:
+    "An unpaid order of a new student, committed; its state"
+
+    def __init__(self, test):
+        self.test = test
+
+    def order(self):
+        def create():
+            pool = Pool()
+            Company = pool.get('company.company')
+            Order = pool.get('course.order')
+            cat = create_catalog(Company(self.test.company_id))
+            order = Order.checkout(
+                cat.student.id, [{'course': cat.course_a.id}])
+            return order.id, order.number
+        return self.test.run_transaction(create)
+
+    def state(self, order_id):
+        def read():
+            return Pool().get('course.order')(order_id).state
+        return self.test.run_transaction(read)
+
+
+del ConcurrencyTestMixin, RPCTestMixin

@@ -713,18 +713,22 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
             {sales.id, admin.id})
         self.assertEqual(
             Button.get_groups('course.order', 'refund'), {admin.id})
-        # the states in which each button shows
-        def shown(button, method='manual'):
+        # the states in which each button shows, to a user of groups
+        def shown(button, method='manual', groups=(admin.id,)):
             invisible = PYSONEncoder().encode(
                 Order._buttons[button]['invisible'])
             return {state for state, _ in Order.state.selection
-                if not PYSONDecoder(
-                    {'state': state, 'pay_method': method}).decode(
+                if not PYSONDecoder({
+                        'state': state, 'pay_method': method,
+                        'context': {'groups': list(groups)}}).decode(
                     invisible)}
         self.assertEqual(shown('cancel'), {'unpaid'})
         self.assertEqual(shown('confirm_payment'), {'unpaid'})
         self.assertEqual(shown('confirm_payment', 'free'), set())
         self.assertEqual(shown('refund'), {'paid'})
+        # hidden, not only greyed, for the groups that may not refund
+        self.assertEqual(shown('refund', groups=[sales.id]), set())
+        self.assertEqual(shown('cancel', groups=[sales.id]), {'unpaid'})
 
     @with_transaction()
     def test_delete_only_closed(self):

@@ -124,7 +124,7 @@ class CourseOrderRPCTestCase(RPCTestMixin, unittest.TestCase):
                         {'state': 'unpaid'}, text="cannot be changed by hand")
                     self.assertRefused(
                         client, 'course.order', 'cancel', [order],
-                        text='can not call "cancel"')
+                        text='is Paid: this action is not possible any more')
         self.assertEqual(
             self.read('course.order', order, 'state')['state'], 'paid')
         self.assertEqual(self.read(
@@ -445,3 +445,89 @@ class CourseOrderRPCTestCase(RPCTestMixin, unittest.TestCase):
                 f'Order "{paid_number}" is Paid but its line for "B" gave '
                 'no enrollment' in t for t in texts), texts)
 
+
+    # ---- Buttons racing another user; who sees Refund -----------------------
+
+    def number(self, order_id):
+        return self.read('course.order', order_id, 'number')['number']
+
+    def test_racing_buttons_say_state(self):
+        """A button pressed on an order another user has just moved on says
+        which order is in which state, in the user's language (trytond
+        would say 'You can not call "confirm_payment"…')"""
+        order = self.order('course_a')
+        number = self.number(order)
+        chinese = self.login_chinese('sales_zh', ['course.group_course_sales'])
+        # The other user was first
+        self.login('sales').model('course.order', 'confirm_payment', [order])
+        for method in ['confirm_payment', 'cancel']:
+            with self.subTest(method=method):
+                error = self.assertRPCError(
+                    chinese.model, 'course.order', method, [order],
+                    text=f'订单“{number}”已支付')
+                self.assertNotIn('You can not call', error.message)
+                self.assertRPCError(
+                    self.login('sales').model, 'course.order', method,
+                    [order], text=f'Order "{number}" is Paid')
+        manager_zh = self.login_chinese(
+            'manager_zh', ['course.group_course_admin'])
+        self.login('manager').model('course.order', 'refund', [order])
+        self.assertRPCError(
+            manager_zh.model, 'course.order', 'refund', [order],
+            text=f'订单“{number}”已退款')
+        cancelled = self.order('course_b', state='cancelled')
+        self.assertRPCError(
+            chinese.model, 'course.order', 'confirm_payment', [cancelled],
+            text=f'订单“{self.number(cancelled)}”已取消')
+        self.assertEqual(
+            self.read('course.order', order, 'state', 'paid_by'),
+            {'state': 'refunded', 'paid_by': self.user_ids['sales']})
+
+    def test_racing_button_names_the_refused_order(self):
+        "In a selection, the order refused is named, and nothing is done"
+        paid = self.order('course_a', state='paid')
+        unpaid = self.order('course_b')
+        self.assertRPCError(
+            self.login('sales').model, 'course.order', 'cancel',
+            [unpaid, paid], text=f'Order "{self.number(paid)}" is Paid')
+        self.assertEqual(
+            self.read('course.order', unpaid, 'state')['state'], 'unpaid')
+
+    def test_refund_button_groups(self):
+        """Refund: hidden for the groups that may not (the view's states
+        with each user's context) and refused to them by the server"""
+        from trytond.pyson import PYSONDecoder
+        for login, allowed in [
+                ('sales', False), ('manager', True), ('admin', True),
+                ('nobody', False)]:
+            with self.subTest(login=login):
+                client = self.login(login)
+                order = self.order('course_a', state='paid')
+                if login != 'nobody':
+                    view = client.model(
+                        'course.order', 'fields_view_get', None, 'form')
+                    states = self.button_states(view['arch'], 'refund')
+                    env = {'state': 'paid',
+                        'context': client.context}
+                    self.assertEqual(
+                        PYSONDecoder(env).decode(states).get('invisible'),
+                        not allowed)
+                if allowed:
+                    client.model('course.order', 'refund', [order])
+                    self.assertEqual(self.read(
+                            'course.order', order, 'state')['state'],
+                        'refunded')
+                else:
+                    self.assertRPCError(
+                        client.model, 'course.order', 'refund', [order],
+                        kinds=('UserError', 'AccessError'))
+                    self.assertEqual(self.read(
+                            'course.order', order, 'state')['state'],
+                        'paid')
+
+    @staticmethod
+    def button_states(arch, name):
+        "The encoded states of the button name in a view's arch"
+        from lxml import etree
+        button, = etree.fromstring(arch).xpath(f'//button[@name="{name}"]')
+        return button.get('states')
