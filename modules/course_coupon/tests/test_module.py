@@ -93,9 +93,6 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         Coupon = Pool().get('course.coupon')
         cat = self.catalog()
         now = utcnow()
-        self.assertRefused('field "Validity"', Coupon.create, [{
-                    'name': "X", 'formula': '-10', 'company': cat.company.id,
-                    }])
         self.assertRefused("validity", Coupon.create, [{
                     'name': "X", 'formula': '-10', 'company': cat.company.id,
                     'valid_days': 3, 'valid_start': now,
@@ -103,6 +100,11 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertRefused("at least one", Coupon.create, [{
                     'name': "X", 'formula': '-10', 'company': cat.company.id,
                     'valid_days': 3, 'scope': 'course'}])
+        # Last: the database refuses the missing Validity (NOT NULL), which
+        # ends the transaction on PostgreSQL
+        self.assertRefused('field "Validity"', Coupon.create, [{
+                    'name': "X", 'formula': '-10', 'company': cat.company.id,
+                    }])
 
     # ---- Worked examples (seeds 000/001) -----------------------------------
 

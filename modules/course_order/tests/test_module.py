@@ -754,16 +754,23 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         cat = self.catalog()
         courses = Course.copy([cat.course_b] * 12)
         Course.write(courses, {'published': True})
-        self.activity(courses[0], 'percentage', Decimal(50))
-        # Warm the caches (sequence, configuration, translations)
-        Order.cancel([checkout(cat.other_student, cat.course_c)])
+        selections = [courses[:2], courses[2:5], courses[5:12]]
+        # A line priced by an activity in each (the activities' names are
+        # read in the company's language: one statement for any number)
+        for selection in selections:
+            self.activity(selection[0], 'percentage', Decimal(50))
+        # Warm the caches with the same selections (sequence,
+        # configuration, and the translations of the messages and records
+        # the lines are named with in the company's language)
+        for i, selection in enumerate(selections):
+            warm, = Party.create([{'name': f"W{i}"}])
+            Order.cancel([checkout(warm, *selection)])
         counts = []
         # A student of their own each (as one call each: lock_rows writes
         # a student once per transaction); a single row is inserted without
         # asking for ids first, so start from two lines
         students = Party.create([{'name': f"S{i}"} for i in range(3)])
-        for student, selection in zip(
-                students, [courses[:2], courses[2:5], courses[5:12]]):
+        for student, selection in zip(students, selections):
             with StatementCounter() as counter:
                 checkout(student, *selection)
             counts.append(counter.count)
