@@ -225,7 +225,8 @@ def pay(call, params):
 
 
 @method('order.sync', NumberParams, OrderResult,
-    errors=['not_found', 'payment.provider_error'], locks_order=True)
+    errors=['not_found', 'payment.provider_error'], locks_party=True,
+    locks_order=True)
 def sync(call, params):
     """Ask the payment provider whether the order is paid; return it"""
     Payment = Pool().get('course.payment')
