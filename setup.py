@@ -82,6 +82,8 @@ setup(
         'trytond_web_user>=8.0,<8.1',
         'redis>=5',
         'python-alipay-sdk>=3.3',
+        # course_payment_wechat sets the SDK's private gateway attribute
+        'wechatpayv3==2.0.*',
         'relatorio>=0.10',
         # The storefront's declared params and its OpenRPC document
         'pydantic>=2.5,<3',

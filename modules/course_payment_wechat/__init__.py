@@ -1,0 +1,2 @@
+# The import declares the routes on trytond's WSGI application
+from . import routes  # noqa: F401
