@@ -64,7 +64,8 @@ PARAM_NOTES = {
     'coupons': "grant ids of the student's coupons (coupon.mine, "
     "checkout.preview's usable_coupons)",
     'credit': "points to spend",
-    'pay_method': "manual, wallet, free, or a payment provider such as alipay",
+    'pay_method': "manual, wallet, free, or a payment provider such as "
+    "alipay or wechat",
     'expect_payable': "the payable the student saw (checkout.preview): "
     "another payable creates nothing (order.payable_changed)",
     'number': "an order number",

@@ -60,6 +60,13 @@ class PayResult(Result):
     url: str
 
 
+class CodePayResult(Result):
+    """A provider paid by scanning a QR code (WeChat Pay Native): the
+    storefront renders code_url as the code, valid until time_expire"""
+    code_url: str
+    time_expire: Optional[str]
+
+
 class ListParams(Params):
     state: Optional[ORDER_STATES] = None
     page: Page = 1
@@ -196,13 +203,15 @@ def cancel(call, params):
     return order_json(call, order.number)
 
 
-@method('order.pay', NumberParams, Union[PayResult, OrderResult],
+@method('order.pay', NumberParams,
+    Union[PayResult, CodePayResult, OrderResult],
     errors=['not_found', 'order.not_unpaid', 'order.pay_method',
         'wallet.balance_short', 'payment.provider_missing',
         'payment.provider_error'], locks_party=True, locks_order=True)
 def pay(call, params):
-    """Pay an unpaid order again: the provider's page ({url}) or, for the
-    wallet, the order paid at once"""
+    """Pay an unpaid order again: the provider's page ({url}), the QR code
+    to scan ({code_url, time_expire}: WeChat Pay) or, for the wallet, the
+    order paid at once"""
     pool = Pool()
     Order = pool.get('course.order')
     Payment = pool.get('course.payment')
@@ -214,6 +223,9 @@ def pay(call, params):
                 number=order.number, state=order.state_string))
     if Payment.is_provider(order.pay_method):
         answer = Payment.start(order)
+        if 'code_url' in answer:
+            return {'code_url': answer['code_url'],
+                'time_expire': answer.get('time_expire')}
         return {'url': answer['url']}
     start = Order._get_payment_hook('start', order.pay_method)
     if order.pay_method == 'manual' or start is None:
