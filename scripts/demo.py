@@ -5,7 +5,8 @@
     python3 scripts/demo.py --rebuild       # delete the database first
     python3 scripts/demo.py --no-server     # build or update, then exit
     python3 scripts/demo.py --port 8080     # serve on another port
-    python3 scripts/demo.py --alipay-port 8091  # the fake Alipay's port
+    python3 scripts/demo.py --alipay-port 8092  # the fake Alipay's port
+    python3 scripts/demo.py --wechat-port 8093  # the fake WeChat Pay's port
 
 1. installs the sao web client (npm tryton-sao) into var/sao/package;
 2. creates the SQLite database course_demo in var/demo/ (trytond-admin
@@ -17,7 +18,11 @@
 A fake Alipay gateway (scripts/fake_alipay.py, on 127.0.0.1:--alipay-port,
 its keys and trades in var/demo/fake_alipay) runs from before the demo data
 is loaded until the end: the demo company's Alipay account points at it and
-the demo prints the link that pays the demo's Alipay order.
+the demo prints the link that pays the demo's Alipay order.  A fake WeChat
+Pay gateway (scripts/fake_wechat.py, on 127.0.0.1:--wechat-port, its keys
+and transactions in var/demo/fake_wechat) runs likewise: the company's
+WeChat Pay account points at it and the demo prints the page that pays the
+demo's WeChat Pay order (the student's phone after scanning the code).
 
 The trytond configuration is var/demo/trytond.conf, written at each run from
 config/trytond.conf with its paths made absolute.  `--var DIR` (or the
@@ -70,6 +75,9 @@ def parse_args():
         help="the port of the web client and RPC (default: %(default)s)")
     parser.add_argument('--alipay-port', type=int, default=8090,
         help="the port of the fake Alipay gateway on 127.0.0.1 "
+        "(default: %(default)s)")
+    parser.add_argument('--wechat-port', type=int, default=8091,
+        help="the port of the fake WeChat Pay gateway on 127.0.0.1 "
         "(default: %(default)s)")
     parser.add_argument('--no-server', action='store_true',
         help="build or update the database, then exit")
@@ -367,7 +375,64 @@ def alipay_links(var, alipay_port):
         for number, pay_url in read_pay_urls(fake_alipay_dir(var)).items()]
 
 
-def serve(var, config, port, alipay_port, procs, logs):
+# --- The fake WeChat Pay gateway --------------------------------------
+
+FAKE_WECHAT = 'fake-wechat'
+
+
+def fake_wechat_dir(var):
+    return os.path.join(var, 'demo', 'fake_wechat')
+
+
+def fake_wechat_url(wechat_port):
+    return f'http://127.0.0.1:{wechat_port}'
+
+
+def fake_wechat_env(var, wechat_port):
+    "What the demo data of course_payment_wechat reads"
+    return {
+        'COURSE_DEMO_WECHAT_URL': fake_wechat_url(wechat_port),
+        'COURSE_DEMO_WECHAT_DIR': fake_wechat_dir(var),
+        }
+
+
+def start_fake_wechat(var, wechat_port, fresh, procs, logs):
+    """Start scripts/fake_wechat.py into procs; fresh (a new database):
+    forget the transactions of the old one (order numbers start again)"""
+    from fake_wechat import PAY_LINKS, TRADES
+    folder = fake_wechat_dir(var)
+    if fresh:
+        for name in [TRADES, PAY_LINKS]:
+            if os.path.exists(os.path.join(folder, name)):
+                os.remove(os.path.join(folder, name))
+    if not port_free(wechat_port, '127.0.0.1'):
+        sys.exit(f"Port {wechat_port} (the fake WeChat Pay gateway) is in "
+            "use: stop what uses it or choose another one with "
+            "--wechat-port")
+    logs[FAKE_WECHAT] = os.path.join(var, 'demo', f'{FAKE_WECHAT}.log')
+    with open(logs[FAKE_WECHAT], 'a') as out:
+        procs[FAKE_WECHAT] = subprocess.Popen(
+            [sys.executable, os.path.join(SCRIPTS, 'fake_wechat.py'),
+                '--dir', folder, '--port', str(wechat_port)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            process_group=0)
+    log(f"Started {FAKE_WECHAT} (pid {procs[FAKE_WECHAT].pid}), "
+        f"log in {logs[FAKE_WECHAT]}")
+    if not wait_http(fake_wechat_url(wechat_port) + '/', procs):
+        log(tail(logs[FAKE_WECHAT]))
+        sys.exit("The fake WeChat Pay gateway did not start")
+
+
+def wechat_links(var, wechat_port):
+    "The lines telling how to pay the demo's WeChat Pay orders"
+    from fake_wechat import read_pay_links
+    url = fake_wechat_url(wechat_port)
+    return [f"Pay order {number} with WeChat Pay (fake gateway): "
+        f"{url}/pay/{urllib.parse.quote(number)}"
+        for number in read_pay_links(fake_wechat_dir(var))]
+
+
+def serve(var, config, port, alipay_port, wechat_port, procs, logs):
     from demo_data import LOGINS, STUDENT_LOGINS
     received = []
 
@@ -414,6 +479,8 @@ def serve(var, config, port, alipay_port, procs, logs):
                 log(f"Storefront student: {email} / {password}  {what}")
             for line in alipay_links(var, alipay_port):
                 log(line)
+            for line in wechat_links(var, wechat_port):
+                log(line)
             log("Press Ctrl-C to stop.")
         while not received:
             for name, proc in procs.items():
@@ -445,11 +512,14 @@ def main():
         # The fake gateway answers while the demo data is loaded (an order
         # is paid and refunded through it)
         start_fake_alipay(var, args.alipay_port, fresh, procs, logs)
-        build_database(var, config, db_path, args.rebuild,
-            env=fake_alipay_env(var, args.port, args.alipay_port))
+        start_fake_wechat(var, args.wechat_port, fresh, procs, logs)
+        build_database(var, config, db_path, args.rebuild, env=dict(
+                fake_alipay_env(var, args.port, args.alipay_port),
+                **fake_wechat_env(var, args.wechat_port)))
         log(f"The demo database is ready ({time.monotonic() - start:.0f}s)")
         if not args.no_server:
-            serve(var, config, args.port, args.alipay_port, procs, logs)
+            serve(var, config, args.port, args.alipay_port,
+                args.wechat_port, procs, logs)
     finally:
         stop(procs)
     if not args.no_server:

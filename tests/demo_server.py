@@ -94,6 +94,17 @@ def alipay_links(lines):
     return found
 
 
+def wechat_links(lines):
+    "{order number: URL of the fake's pay page} printed by the demo"
+    found = {}
+    for line in lines:
+        if match := re.match(
+                r'Pay order (\S+) with WeChat Pay \(fake gateway\): (\S+)',
+                line):
+            found[match.group(1)] = match.group(2)
+    return found
+
+
 def students(lines):
     "{e-mail: password} of the Storefront API students the demo prints"
     found = {}
@@ -123,12 +134,14 @@ class DemoServer:
         # The fake Alipay gateway's port, never the default 8090 (a demo
         # may be running)
         self.alipay_port = free_port()
+        self.wechat_port = free_port()
         self.lines = []
         self.ready = threading.Event()
 
     def command(self, *args):
         return [sys.executable, DEMO, '--var', self.var,
-            '--alipay-port', str(self.alipay_port)] + list(args)
+            '--alipay-port', str(self.alipay_port),
+            '--wechat-port', str(self.wechat_port)] + list(args)
 
     def run(self, *args, timeout=READY_TIMEOUT):
         "Run the demo with args (e.g. --no-server) to its end"
@@ -173,6 +186,11 @@ class DemoServer:
     def alipay_links(self):
         "{order number: link} of the 'Pay order N with Alipay' lines"
         return alipay_links(self.lines)
+
+    @property
+    def wechat_links(self):
+        "{order number: link} of the 'Pay order N with WeChat Pay' lines"
+        return wechat_links(self.lines)
 
     @property
     def pids(self):

@@ -88,12 +88,14 @@ class DemoTestCase(unittest.TestCase):
         self.audit()
         self.storefront(port)
         self.pay_with_alipay(port)
+        self.pay_with_wechat()
 
         # SIGINT stops the demo, trytond, trytond-cron and its workers, and
-        # the fake Alipay gateway
+        # the fake Alipay and WeChat Pay gateways
         pids = self.demo.pids
-        self.assertEqual(
-            set(pids), {'trytond', 'trytond-cron', 'fake-alipay'}, output)
+        self.assertEqual(set(pids), {
+                'trytond', 'trytond-cron', 'fake-alipay', 'fake-wechat'},
+            output)
         proc.send_signal(signal.SIGINT)
         self.assertEqual(proc.wait(STOP_TIMEOUT), 0, ''.join(lines))
         for name, pid in pids.items():
@@ -108,7 +110,8 @@ class DemoTestCase(unittest.TestCase):
                 'course_credit_movement', 'course_wallet_movement',
                 'course_payment', 'course_payment_refund',
                 'course_payment_refund_request',
-                'course_payment_alipay_account', 'web_user']}
+                'course_payment_alipay_account',
+                'course_payment_wechat_account', 'web_user']}
         self.assertEqual(counts['course_coupon'], 5)  # seed 001's fixtures
         self.assertGreater(counts['course_coupon_grant'], 20)
         update = self.demo.run('--no-server', timeout=READY_TIMEOUT)
@@ -118,6 +121,7 @@ class DemoTestCase(unittest.TestCase):
         self.assertEqual(
             {t: self.count(t) for t in counts}, counts, update.stdout)
         self.assertEqual(counts['course_payment_alipay_account'], 1)
+        self.assertEqual(counts['course_payment_wechat_account'], 1)
         self.assertEqual(counts['course_payment_refund_request'], 1)
         self.assertEqual(counts['web_user'], 1)  # the storefront student
         print(f"\ndemo built and served in {built:.0f}s, "
@@ -255,6 +259,52 @@ class DemoTestCase(unittest.TestCase):
         self.assertEqual(order.state, 'paid')
         payment, = order.payments
         self.assertEqual(payment.state, 'succeeded')
+        self.assertEqual(payment.amount, order.payable_amount)
+        self.assertTrue(payment.reference)
+        self.assertIn('notify', [m.api for m in payment.messages])
+        Enrollment = Model.get('course.enrollment', config=config)
+        enrollments = Enrollment.find([
+                ('party', '=', order.party.id),
+                ('course', '=', order.lines[0].course.id)])
+        self.assertEqual([e.state for e in enrollments], ['live'])
+
+    def pay_with_wechat(self):
+        """The demo's unpaid WeChat Pay order, paid on the fake gateway's
+        page standing for the student's phone: the signed, encrypted
+        notification reaches trytond, the order is paid and enrolled"""
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
+        Order = Model.get('course.order', config=config)
+        fake = f'http://127.0.0.1:{self.demo.wechat_port}'
+        links = self.demo.wechat_links
+        self.assertEqual(len(links), 1, self.demo.output)
+        (number, link), = links.items()
+        self.assertEqual(link, f'{fake}/pay/{number}')
+        order, = Order.find([('number', '=', number)])
+        self.assertEqual(
+            (order.state, order.pay_method), ('unpaid', 'wechat'))
+
+        # The code asked by course.payment.start at the demo's load
+        with urllib.request.urlopen(link, timeout=30) as response:
+            page = response.read().decode()
+        self.assertIn(number, page)
+        self.assertIn(f'{order.payable_amount:.2f}', page)
+        self.assertIn('weixin://wxpay/bizpayurl', page)
+        self.assertIn('value="pay"', page)
+
+        # "Pay": the notification to trytond's notify route
+        data = urllib.parse.urlencode({'action': 'pay'}).encode()
+        with urllib.request.urlopen(link, data, timeout=60) as response:
+            page = response.read().decode()
+        self.assertIn('200 {"code": "SUCCESS"}', html.unescape(page))
+
+        order.reload()
+        self.assertEqual(order.state, 'paid')
+        payment, = order.payments
+        self.assertEqual(
+            (payment.method, payment.state), ('wechat', 'succeeded'))
         self.assertEqual(payment.amount, order.payable_amount)
         self.assertTrue(payment.reference)
         self.assertIn('notify', [m.api for m in payment.messages])
