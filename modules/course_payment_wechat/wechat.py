@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import urllib.parse
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sql import Literal
 from sql.operators import Equal

@@ -3,7 +3,6 @@ WeChat Pay (the fake gateway of course_payment_wechat) ends paid and
 enrolled exactly as one paid by Alipay."""
 import json
 import urllib.error
-import urllib.parse
 import urllib.request
 import unittest
 import uuid
