@@ -775,24 +775,31 @@ class Followup(RPCInputMixin, ModelSQL, ModelView):
         return Transaction().user or None
 
     @classmethod
-    def preprocess_values(cls, mode, values):
-        values = super().preprocess_values(mode, values)
-        if mode == 'create':
-            # Written by who calls, at the time of the call
-            if Transaction().check_access:
-                values['mentor'] = Transaction().user or None
-                values['date'] = now()
-            values.setdefault('date', now())
-        return values
+    def create(cls, vlist):
+        transaction = Transaction()
+        if transaction.check_access:
+            # A user's follow-up is theirs, written now
+            vlist = [dict(v, mentor=transaction.user, date=now())
+                for v in vlist]
+        return super().create(vlist)
 
     @classmethod
     def check_modification(
             cls, mode, followups, values=None, external=False):
+        super().check_modification(
+            mode, followups, values=values, external=external)
+        if external and mode == 'write' and values and (
+                values.keys() & {'mentor', 'date', 'enrollment'}):
+            raise FollowupError(gettext(
+                    'course_degree.msg_followup_fields',
+                    followup=followups[0].rec_name if followups else ''))
+        cls.check_author(followups, external)
+
+    @classmethod
+    def check_author(cls, followups, external):
         """A mentor writes follow-ups of their own students only, and
         changes only their own; the degree administration any"""
         from trytond.modules.course.tools import in_group
-        super().check_modification(
-            mode, followups, values=values, external=external)
         if not external or in_group(ADMIN[0]):
             return
         user = Transaction().user

@@ -23,8 +23,8 @@ class Order(metaclass=PoolMeta):
         unknown = item.keys() - {'degree', 'option'}
         if unknown:
             raise CheckoutError(gettext(
-                    'course_order.msg_checkout_item_unknown_keys',
-                    keys=', '.join(sorted(map(str, unknown)))))
+                    'course_degree.msg_checkout_degree_item_keys',
+                    keys=', '.join(sorted(map(str, unknown)))[:100]))
         option = item.get('option')
         return {
             'degree': check_id(item['degree'], 'degree'),
