@@ -588,6 +588,88 @@ class CourseDegreeTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertRefused(
             "is Graduated", Enrollment.suspend, [Enrollment(enrollment.id)])
 
+    # ---- Coupons and credit (extras) ----------------------------------------
+
+    @with_transaction()
+    def test_coupon_degree_scope(self):
+        "A coupon naming programs applies to their lines only"
+        from trytond.modules.course_coupon.tests.tools import (
+            create_coupon, give)
+        pool = Pool()
+        Order = pool.get('course.order')
+        Course = pool.get('course.course')
+        cat = self.setup_degree()
+        coupon = create_coupon(cat.company, '-500', scope='degree',
+            degrees=[('add', [cat.degree.id])])
+        self.assertEqual(coupon.scope_ids, {cat.degree.id})
+        grant = give(coupon, cat.student)
+        other, = Course.copy([cat.course_c], default={'published': True})
+        order = Order.checkout(cat.student.id, [
+                {'course': other.id}, {'degree': cat.degree.id}],
+            'manual', {'grants': [grant.id]})
+        course_line, degree_line = order.lines
+        self.assertEqual(degree_line.discount_amount, Decimal('500.00'))
+        self.assertEqual(course_line.discount_amount, Decimal('0.00'))
+        self.assertEqual(order.payable_amount, Decimal('8800.00'))
+
+    @with_transaction()
+    def test_coupon_degree_scope_refused_for_courses(self):
+        "A program coupon on an order of courses only is refused"
+        from trytond.modules.course_coupon.tests.tools import (
+            create_coupon, give)
+        Course = Pool().get('course.course')
+        cat = self.setup_degree()
+        coupon = create_coupon(cat.company, '-50', scope='degree',
+            degrees=[('add', [cat.degree.id])])
+        grant = give(coupon, cat.student)
+        other, = Course.copy([cat.course_c], default={'published': True})
+        self.assertRefused(
+            "does not apply to any", checkout, cat.student, other,
+            grants=[grant.id],
+            models=['course.order'])
+
+    @with_transaction()
+    def test_coupon_general_covers_degree(self):
+        "A general coupon covers program lines; a course scope does not"
+        from trytond.modules.course_coupon.tests.tools import (
+            create_coupon, give)
+        pool = Pool()
+        Order = pool.get('course.order')
+        cat = self.setup_degree()
+        general = give(create_coupon(cat.company, '*0.9'), cat.student)
+        order = buy_degree(
+            cat.other_student, cat.degree, pay=False)
+        Order.cancel([order])
+        order = Order.checkout(cat.student.id, [
+                {'degree': cat.degree.id}], 'manual',
+            {'grants': [general.id]})
+        self.assertEqual(order.payable_amount, Decimal('8100.00'))
+        course_only = give(create_coupon(cat.company, '-100',
+                scope='course', courses=[cat.course_a]), cat.other_student)
+        self.assertRefused(
+            "does not apply to any", buy_degree, cat.other_student,
+            cat.degree, grants=[course_only.id], models=['course.order'])
+
+    @with_transaction()
+    def test_credit_cap_on_degree(self):
+        "Credit points go to a program line up to its cap"
+        from trytond.modules.course_credit.tests.tools import grant
+        pool = Pool()
+        Degree = pool.get('course.degree')
+        cat = self.setup_degree()
+        grant(cat.student, 5000)
+        # Without a cap no point is taken
+        self.assertRefused(
+            "at most 0 credit points", buy_degree, cat.student, cat.degree,
+            pay=False, credit=100, models=['course.order'])
+        Degree.write([cat.degree], {'credit': 1000})
+        order = buy_degree(cat.student, cat.degree, pay=False, credit=1000)
+        self.assertEqual(order.payable_amount, Decimal('8900.00'))
+        self.assertEqual(order.lines[0].discount_amount, Decimal('100.00'))
+        self.assertRefused(
+            "cannot be negative", Degree.write, [cat.degree],
+            {'credit': -1})
+
     # ---- Follow-ups --------------------------------------------------------
 
     @with_transaction()
