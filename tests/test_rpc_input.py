@@ -23,7 +23,7 @@ from trytond.modules.course.tests.tools import run_transaction
 
 MODULES = [
     'course', 'course_order', 'course_coupon', 'course_credit',
-    'course_payment', 'course_payment_alipay']
+    'course_payment', 'course_payment_alipay', 'course_degree']
 
 # Methods without instantiate whose first parameter is a list of ids
 ID_PARAMETERS = {'read': 0, 'history_revisions': 0}
@@ -141,7 +141,9 @@ def fingerprint():
 
 class RPCInputTestCase(RPCTestMixin, unittest.TestCase):
     "Every RPC method of the course modules × bad input: a UserError"
-    module = ['course_coupon', 'course_credit', 'course_payment_alipay']
+    module = [
+        'course_coupon', 'course_credit', 'course_payment_alipay',
+        'course_degree']
 
     @classmethod
     def setUpClass(cls):
