@@ -338,7 +338,7 @@ class Submission(
         pass
 
 
-class GradeStart(ModelView):
+class GradeStart(RPCInputMixin, ModelView):
     "Grade Homework"
     __name__ = 'course.degree.submission.grade.start'
     score = fields.Selection(
