@@ -11,7 +11,7 @@ from trytond.model import (
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_caller, check_dict, check_record, guarded_button, lock_rows,
+    check_caller, check_dict, check_record, guarded_button, lock_all_rows,
     now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
@@ -394,7 +394,8 @@ class Enrollment(
         enrollment = cls._check_enrollment(enrollment)
         values = Form.clean_values(check_dict(values, 'values'))
         with without_check_access():
-            cls.lock([enrollment])
+            # The records the first module's opening locks too: one restart
+            lock_all_rows([(cls, [enrollment]), (Study, enrollment.records)])
             enrollment = cls(enrollment.id)
             if enrollment.state not in {'not_started', 'studying'}:
                 raise FormError(gettext(
@@ -671,8 +672,7 @@ class Study(
         if not studies:
             return
         enrollments = list({s.enrollment for s in studies})
-        lock_rows(Enrollment, enrollments)
-        cls.lock(studies)
+        lock_all_rows([(Enrollment, enrollments), (cls, studies)])
         studies = cls.browse(studies)
         for study in studies:
             cls._check_can_open(study)
