@@ -23,7 +23,8 @@ from trytond.modules.course.tests.tools import run_transaction
 
 MODULES = [
     'course', 'course_order', 'course_coupon', 'course_credit',
-    'course_payment', 'course_payment_alipay', 'course_payment_wechat']
+    'course_payment', 'course_payment_alipay', 'course_payment_wechat',
+    'course_degree']
 
 # Methods without instantiate whose first parameter is a list of ids
 ID_PARAMETERS = {'read': 0, 'history_revisions': 0}
@@ -141,8 +142,9 @@ def fingerprint():
 
 class RPCInputTestCase(RPCTestMixin, unittest.TestCase):
     "Every RPC method of the course modules × bad input: a UserError"
-    module = ['course_coupon', 'course_credit', 'course_payment_alipay',
-        'course_payment_wechat']
+    module = [
+        'course_coupon', 'course_credit', 'course_payment_alipay',
+        'course_payment_wechat', 'course_degree']
 
     @classmethod
     def setUpClass(cls):
@@ -295,7 +297,8 @@ class RPCInputTestCase(RPCTestMixin, unittest.TestCase):
         paid = self.run_transaction(paid_order)
         self.assertEqual(wizards, [
                 'course.coupon.generate_codes', 'course.coupon.grant_wizard',
-                'course.credit.adjust', 'course.enrollment.give',
+                'course.credit.adjust', 'course.degree.submission.grade',
+                'course.enrollment.give',
                 'course.payment.refund.request.reject',
                 'course.payment.refund.wizard'])
         before = self.fingerprint()

@@ -139,7 +139,8 @@ class Order(metaclass=PoolMeta):
                     'name': u.coupon.name,
                     'formula': u.coupon.formula,
                     'discount': u.discount,
-                    'courses': [l.course.id for l in u.lines],
+                    # A line selling something else has no course
+                    'courses': [l.course.id for l in u.lines if l.course],
                     'scope': u.coupon.scope,
                     }
         info['usable_coupons'] = [

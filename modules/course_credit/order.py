@@ -132,9 +132,8 @@ class Order(metaclass=PoolMeta):
                     'course_credit.msg_checkout_credit_inexact',
                     points=points, value=points_value(points, ratio),
                     ratio=ratio, below=below, above=below + step))
-        # Only course lines: the cap is a course's
-        lines = [
-            l for l in checkout.lines if l.course and l.course.credit > 0]
+        # Only the lines of a product with a credit cap
+        lines = [l for l in checkout.lines if cls._credit_cap(l) > 0]
         limits = cls._credit_limits(checkout, lines)
         maximum = max(min(limits.values()), 0)
         maximum -= maximum % step
@@ -151,6 +150,13 @@ class Order(metaclass=PoolMeta):
                 company_language(checkout.order.company), points=points))
 
     @classmethod
+    def _credit_cap(cls, line):
+        """The most points a student may spend on a checkout line: its
+        course's cap (0: none); a module selling something else extends it
+        with super()"""
+        return line.course.credit if line.course else 0
+
+    @classmethod
     def _credit_limits(cls, checkout, lines):
         """The limits of the points usable on lines: {'balance', 'cap' (Σ
         the courses' caps), 'payable' (what the lines still cost in
@@ -164,7 +170,7 @@ class Order(metaclass=PoolMeta):
         remaining = sum((checkout.remaining[l] for l in lines), Decimal(0))
         return {
             'balance': balance,
-            'cap': sum(l.course.credit for l in lines),
+            'cap': sum(cls._credit_cap(l) for l in lines),
             'payable': int((remaining * order.credit_ratio).to_integral_value(
                     ROUND_DOWN)),
             }
