@@ -10,13 +10,13 @@ unknown one.  Mentors' follow-ups and notes are never read here."""
 import binascii
 from typing import Annotated, Literal, Optional
 
-from pydantic import StringConstraints, field_validator, model_validator
+from pydantic import StringConstraints, field_validator
 from pydantic_core import PydanticCustomError
 
 from trytond.i18n import gettext
 from trytond.pool import Pool
 
-from ..errors import not_found, refused
+from ..errors import invalid_params, not_found, refused
 from ..values import money, when
 from .registry import Params, Result, method
 from .types import Id
@@ -103,13 +103,13 @@ class SubmitParams(Params):
     text: Optional[stripped(MAX_TEXT)] = None
     attachment: Optional[Attachment] = None
 
-    @model_validator(mode='after')
-    def _one_of(self):
+    def check_one_of(self):
+        """Refuse neither or both of text and attachment (checked by the
+        method: a call without token is answered auth.required first)"""
         if (self.text is None) == (self.attachment is None):
-            raise PydanticCustomError(
-                'text_or_attachment',
-                "Give exactly one of text and attachment")
-        return self
+            raise invalid_params(
+                gettext('course_storefront.msg_degree_text_or_attachment'),
+                errors=[{'field': 'text', 'type': 'text_or_attachment'}])
 
 
 # ---- Results ----------------------------------------------------------------
@@ -371,6 +371,7 @@ def homework_submit(call, params):
     one of text or attachment ({name, data: base64, at most 1 MiB}); again
     after a failed grade.  The mentor grades it."""
     Submission = Pool().get('course.degree.submission')
+    params.check_one_of()
     submission = own_submission(call, params.homework)
     attachment = None
     if params.attachment is not None:
