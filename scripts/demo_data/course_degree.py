@@ -37,7 +37,7 @@ from decimal import Decimal
 from proteus import Model, Wizard
 from proteus.config import get_config
 
-from . import LOGINS, as_root, password
+from . import as_root, password
 from .course import COMPANY_NAME, get_students
 
 PROGRAM = "Python 全栈开发学位课"
@@ -63,9 +63,9 @@ MODULES = [
 DIRECTION = "Python 开发"
 CATEGORY = "Web 开发"
 
+# Its password is in LOGINS (demo_data/__init__.py)
 MENTOR_LOGIN = 'mentor'
 MENTOR_NAME = "李老师"
-LOGINS[MENTOR_LOGIN] = ('mentor-demo', "group Course Mentor (grades homework)")
 
 PAID = 'zhang.wei@example.com'
 STUDYING = 'wang.fang@example.com'
