@@ -43,6 +43,9 @@ NEWCOMER = 'new.student@example.com'
 FIXED_NOW = dt.datetime(2026, 1, 15, 2, 0, tzinfo=dt.timezone.utc)
 ISO_DATETIME = re.compile(
     r'^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)?$')
+# A date (a homework's due date, in the demo company's zone, Shanghai)
+ISO_DATE = re.compile(r'^\d{4}-\d{2}-\d{2}$')
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
 # What the params mean, beyond their type and bounds (by name; a method's
 # own entry first)
@@ -70,6 +73,24 @@ PARAM_NOTES = {
     "another payable creates nothing (order.payable_changed)",
     'number': "an order number",
     'reason': "why the student wants the refund",
+    'degree': "a degree program id (degree.programs): the order is of "
+    "that program alone, the cart is not used",
+    'degree_option': "an option id of the program (null: its own price)",
+    'enrollment': "a degree enrollment id of the student (degree.mine)",
+    'company_name': "the student's current company",
+    'position': "the student's position",
+    'salary': "the monthly salary, at most 2 decimals",
+    'experience': "years of work: graduate, 1 to 10, more10",
+    'study_plan': "hours a day: the homework's due dates follow it",
+    'why_course': "why this program",
+    'why_us': "why this school",
+    'expectations': "what the student expects",
+    'open_first_module': "open module 1 now (default true)",
+    'preferred_mentor': "a mentor the student would like",
+    'memo': "anything else",
+    'homework': "a homework id (degree.homework.list)",
+    'text': "the answer as text (exactly one of text, attachment)",
+    'attachment': "a file: {name, data: base64}, at most 1 MiB",
     }
 
 
@@ -102,7 +123,8 @@ def setup_database(folder):
     config.set('database', 'uri', 'sqlite://')
     config.set('database', 'path', folder)
     from trytond.tests.test_tryton import activate_module
-    activate_module(['course_storefront'])
+    # With the optional module whose degree.* methods are documented
+    activate_module(['course_storefront', 'course_degree'])
 
     from proteus import Model, config
     config.set_trytond(database=DATABASE, user='admin')
@@ -160,6 +182,8 @@ def lookup():
                 ('pay_method', '=', 'manual'),
                 ('lines.course.name', '=', "机器学习入门")])
         direction, = Direction.search([('name', '=', "Python 开发")])
+        Degree = pool.get('course.degree')
+        program, = Degree.search([('published', '=', True)], limit=1)
         front, = Direction.search([('name', '=', "前端开发")])
         return {
             'linux': course("Linux 自动化运维").id,
@@ -174,6 +198,8 @@ def lookup():
             'qixi_grant': claimed.id,
             'code': code_grant.code,
             'unpaid': unpaid.number,
+            'program': program.id,
+            'program_option': program.options[0].id,
             }
 
 
@@ -262,6 +288,7 @@ def walk():
     rec.result(guest, 'catalog.courses', {
             'direction': ids['python'], 'page': 1, 'size': 2})
     rec.result(guest, 'catalog.course', {'id': ids['linux']})
+    rec.result(guest, 'degree.programs')
 
     newcomer.token = rec.result(newcomer, 'auth.register', {
             'email': NEWCOMER, 'password': 'newcomer-pass', 'name': "赵敏"}
@@ -308,6 +335,31 @@ def walk():
     rec.result(student, 'order.cancel', {'number': ids['unpaid']})
     rec.result(student, 'enrollment.list')
 
+    # The demo student has paid the degree program, without form yet
+    enrollment = rec.result(student, 'degree.mine')[0]['enrollment']
+    rec.result(student, 'degree.form.submit', {
+            'enrollment': enrollment, 'company_name': "上海某科技公司",
+            'position': "运维工程师", 'salary': '15000', 'experience': '3',
+            'study_plan': '2-3', 'open_first_module': True,
+            'why_course': "想系统学习全栈开发。", 'why_us': "有导师批改作业。",
+            'expectations': "一年内转岗为全栈工程师。"})
+    homework = rec.result(student, 'degree.homework.list',
+        {'enrollment': enrollment})
+    rec.result(student, 'degree.homework.submit', {
+            'homework': homework[0]['homework'],
+            'text': "仓库地址：https://git.example.com/zhang.wei/ledger"})
+    rec.result(student, 'degree.homework.submit', {
+            'homework': homework[1]['homework'],
+            'attachment': {'name': "测试报告.txt",
+                'data': "5rWL6K+V6KaG55uW546HIDkxJQ=="}}, document=False)
+
+    # A program is bought on its own (not through the cart)
+    rec.result(newcomer, 'checkout.preview', {
+            'degree': ids['program'], 'degree_option': ids['program_option']},
+        document=False)
+    rec.result(newcomer, 'order.create', {
+            'degree': ids['program'], 'degree_option': ids['program_option'],
+            'pay_method': 'manual'}, document=False)
     rec.result(newcomer, 'coupon.claim', {'coupon': ids['qixi']})
     rec.result(newcomer, 'coupon.redeem', {'code': ids['code']})
     rec.result(newcomer, 'auth.logout')
@@ -355,11 +407,20 @@ class Masker:
     def text(self, value):
         if ISO_DATETIME.match(value):
             return self.datetime(value)
+        if ISO_DATE.match(value):
+            return self.date(value)
         for secret, mask in self.secrets.items():
             value = value.replace(secret, mask)
         for actual, fixed in self.dates.items():
             value = re.sub(rf'\b{actual}(\d+)', rf'{fixed}\1', value)
         return value
+
+    def date(self, value):
+        "The date moved as far from FIXED_NOW's day as from today"
+        days = (dt.date.fromisoformat(value)
+            - self.now.astimezone(SHANGHAI).date()).days
+        return (FIXED_NOW.astimezone(SHANGHAI).date()
+            + dt.timedelta(days=days)).isoformat()
 
     def datetime(self, value):
         moment = dt.datetime.fromisoformat(value.replace('Z', '+00:00'))
@@ -570,6 +631,11 @@ def method_section(declared, example, mask):
     access = []
     access.append("token" if declared.auth else "public (no token)")
     access.append("read-only" if declared.readonly else "writes")
+    if declared.requires:
+        # The module of the model (this project's names: course.degree is
+        # course_degree's)
+        access.append("only where the module {} is activated".format(
+                declared.requires.replace('.', '_')))
     lines += ["*" + ', '.join(access) + "*", ""]
     rows = params_rows(declared)
     if rows:

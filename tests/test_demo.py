@@ -87,6 +87,7 @@ class DemoTestCase(unittest.TestCase):
 
         self.audit()
         self.storefront(port)
+        self.degree(port)
         self.pay_with_alipay(port)
         self.pay_with_wechat()
 
@@ -111,7 +112,9 @@ class DemoTestCase(unittest.TestCase):
                 'course_payment', 'course_payment_refund',
                 'course_payment_refund_request',
                 'course_payment_alipay_account',
-                'course_payment_wechat_account', 'web_user']}
+                'course_payment_wechat_account', 'web_user',
+                'course_degree', 'course_degree_enrollment',
+                'course_degree_submission', 'course_degree_form']}
         self.assertEqual(counts['course_coupon'], 5)  # seed 001's fixtures
         self.assertGreater(counts['course_coupon_grant'], 20)
         update = self.demo.run('--no-server', timeout=READY_TIMEOUT)
@@ -124,6 +127,8 @@ class DemoTestCase(unittest.TestCase):
         self.assertEqual(counts['course_payment_wechat_account'], 1)
         self.assertEqual(counts['course_payment_refund_request'], 1)
         self.assertEqual(counts['web_user'], 1)  # the storefront student
+        self.assertEqual(counts['course_degree'], 1)
+        self.assertEqual(counts['course_degree_enrollment'], 3)
         print(f"\ndemo built and served in {built:.0f}s, "
             f"whole test {time.monotonic() - start:.0f}s", file=sys.stderr)
 
@@ -190,7 +195,9 @@ class DemoTestCase(unittest.TestCase):
         client.token = login['token']
         me = client.call('account.me')
         self.assertEqual(me['name'], "张伟")
-        self.assertEqual(me['credit_balance'], 500)
+        # The welcome points, and those his degree program (9800.00, paid)
+        # earned at the demo's earn rate of one half
+        self.assertEqual(me['credit_balance'], 500 + 9800 // 2)
         self.assertEqual(me['wallet_balance'], '2000.00')
         self.assertTrue(client.call('coupon.mine', {'state': 'available'}))
         # The demo loads the Chinese translations: a refusal in zh_CN
@@ -200,6 +207,69 @@ class DemoTestCase(unittest.TestCase):
                 'email': email, 'password': 'not-the-password'})
         self.assertEqual(answer['error']['data']['type'], 'auth.invalid')
         self.assertRegex(answer['error']['message'], '[\u4e00-\u9fff]')
+
+    def degree(self, port):
+        """The degree program of the demo: 3 modules with homework, the
+        mentor (who logs in), a student at each stage; the storefront
+        student sees his paid program, its form still to submit"""
+        from proteus import Model
+        from proteus.config import XmlrpcConfig
+
+        from trytond.modules.course_storefront.tests.tools import (
+            StorefrontClient)
+        logins = self.demo.logins
+        self.assertEqual(logins.get('mentor'), 'mentor-demo')
+        config = XmlrpcConfig(self.demo.rpc_url('admin'))
+        Degree = Model.get('course.degree', config=config)
+        degree, = Degree.find([('name', '=', "Python 全栈开发学位课")])
+        self.assertTrue(degree.published)
+        self.assertEqual(len(degree.modules), 3)
+        self.assertTrue(all(m.homeworks for m in degree.modules))
+        User = Model.get('res.user', config=config)
+        mentor, = User.find([('login', '=', 'mentor')])
+        ModelData = Model.get('ir.model.data', config=config)
+        self.assertIn(
+            ModelData.get_id('course_degree', 'group_mentor', config.context),
+            [g.id for g in mentor.groups])
+        Enrollment = Model.get('course.degree.enrollment', config=config)
+        stages = {e.party.name: e for e in Enrollment.find([
+                    ('degree', '=', degree.id)])}
+        self.assertEqual(
+            {n: (e.state, bool(e.form_submitted)) for n, e in stages.items()},
+            {"张伟": ('not_started', False), "王芳": ('studying', True),
+                "李娜": ('graduated', True)})
+        self.assertEqual(stages["王芳"].mentor, mentor)
+        self.assertEqual(stages["李娜"].mentor, mentor)
+        Submission = Model.get('course.degree.submission', config=config)
+        studying = Submission.find([('enrollment', '=', stages["王芳"].id)])
+        self.assertEqual(
+            sorted((s.state, s.score) for s in studying),
+            [('passed', 'B+'), ('to_grade', None)])
+        late, = [s for s in studying if s.state == 'to_grade']
+        self.assertGreater(late.submitted.date(), late.due)
+        self.assertEqual(
+            {s.state for s in Submission.find([
+                        ('enrollment', '=', stages["李娜"].id)])},
+            {'passed'})
+        # The mentor logs in and reads the homework to grade
+        mentor_config = XmlrpcConfig(self.demo.rpc_url('mentor'))
+        ToGrade = Model.get('course.degree.submission', config=mentor_config)
+        self.assertIn(late.id, [s.id for s in ToGrade.find([
+                        ('state', '=', 'to_grade')])])
+
+        client = StorefrontClient(
+            DATABASE, base_url=f'http://localhost:{port}')
+        programs = client.call('degree.programs')
+        self.assertEqual([p['name'] for p in programs],
+            ["Python 全栈开发学位课"])
+        email, password = next(iter(self.demo.students.items()))
+        client.token = client.call('auth.login', {
+                'email': email, 'password': password})['token']
+        mine, = client.call('degree.mine')
+        self.assertEqual((mine['state'], mine['form_submitted']),
+            ('not_started', False))
+        self.assertEqual(
+            {r['state'] for r in mine['records']}, {'locked'})
 
     def pay_with_alipay(self, port):
         """The demo's unpaid Alipay order, paid on the fake gateway's

@@ -172,7 +172,7 @@ class Dispatcher:
 
     def run(self, name, raw):
         method = METHODS.get(name)
-        if method is None:
+        if method is None or not method.available(self.pool):
             raise StorefrontError(
                 errors.METHOD_NOT_FOUND, 'method_not_found',
                 self.message('method_not_found', method=name[:100]))

@@ -60,6 +60,31 @@ SLUGS = {
     'course_credit.msg_checkout_credit_inexact': 'credit.inexact',
     'course_credit.msg_credit_balance_short': 'credit.balance_short',
     'course_credit.msg_wallet_balance_short': 'wallet.balance_short',
+    # course_degree (an extras_depend: the storefront's degree.* methods)
+    'course_degree.msg_checkout_degree_unknown': 'degree.unavailable',
+    'course_degree.msg_checkout_degree_unavailable': 'degree.unavailable',
+    'course_degree.msg_checkout_option_other': 'degree.unavailable',
+    'course_degree.msg_checkout_degree_twice': 'degree.unavailable',
+    'course_degree.msg_checkout_degree_enrolled': 'degree.enrolled',
+    'course_degree.msg_checkout_degree_pending': 'degree.pending',
+    'course_degree.msg_checkout_course_module':
+        'cart.course_not_sold_alone',
+    'course_degree.msg_form_unknown_field': 'degree.form_invalid',
+    'course_degree.msg_form_field_required': 'degree.form_invalid',
+    'course_degree.msg_form_field_invalid': 'degree.form_invalid',
+    'course_degree.msg_form_field_too_long': 'degree.form_invalid',
+    'course_degree.msg_form_enrollment_state': 'degree.closed',
+    'course_degree.msg_study_enrollment_state': 'degree.closed',
+    'course_degree.msg_submission_enrollment_state': 'degree.closed',
+    'course_degree.msg_submission_module_closed': 'degree.homework_closed',
+    'course_degree.msg_submission_not_open': 'degree.homework_closed',
+    'course_degree.msg_submission_text_invalid': 'degree.homework_invalid',
+    'course_degree.msg_submission_text_too_long': 'degree.homework_invalid',
+    'course_degree.msg_submission_attachment_invalid':
+        'degree.homework_invalid',
+    'course_degree.msg_submission_attachment_too_large':
+        'degree.homework_invalid',
+    'course_degree.msg_submission_empty': 'degree.homework_invalid',
     }
 
 

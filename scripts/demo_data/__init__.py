@@ -36,6 +36,7 @@ LOGINS = {
     ADMIN_LOGIN: (ADMIN_PASSWORD, "administrator (every access)"),
     'manager': ('manager-demo', "group Course Administration"),
     'sales': ('sales-demo', "group Course Sales"),
+    'mentor': ('mentor-demo', "group Course Mentor (degree homework)"),
     }
 # The students who log in to the Storefront API (course_storefront's demo
 # data makes their web users): e-mail: (password, description)

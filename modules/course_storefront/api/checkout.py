@@ -1,16 +1,21 @@
 """checkout.preview and order.create: the selected cart items through the
-same checkout pipeline as staff and scripts (course.order.checkout)"""
+same checkout pipeline as staff and scripts (course.order.checkout).
+
+A degree program (module course_degree) is not a cart item: it is bought
+on its own, the param `degree` (with `degree_option`) naming it; the
+order then holds that program only and the cart is left as it is."""
 from decimal import Decimal
 from typing import Optional
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 from typing_extensions import Annotated
 
 from trytond.i18n import gettext
 from trytond.pool import Pool
 
 from ..cartstore import cart_store
-from ..errors import refused
+from ..errors import not_found, refused
 from ..values import money
 from .cart import cart_items
 from .registry import Params, Result, method
@@ -24,6 +29,15 @@ PayMethod = Annotated[str, Field(min_length=1, max_length=50)]
 class PreviewParams(Params):
     coupons: Optional[Coupons] = None
     credit: Optional[Points] = None
+    degree: Optional[Id] = None
+    degree_option: Optional[Id] = None
+
+    @model_validator(mode='after')
+    def _option_of_degree(self):
+        if self.degree_option is not None and self.degree is None:
+            raise PydanticCustomError(
+                'degree_missing', "degree_option needs degree")
+        return self
 
 
 class CreateParams(PreviewParams):
@@ -32,7 +46,8 @@ class CreateParams(PreviewParams):
 
 
 class PreviewLineResult(Result):
-    course: int
+    course: Optional[int]
+    degree: Optional[int]
     name: str
     option: Optional[int]
     list_price: str
@@ -85,17 +100,63 @@ CHECKOUT_ERRORS = [
     'cart.option_unavailable', 'coupon.not_found', 'coupon.not_applicable',
     'coupon.not_available', 'coupon.expired', 'coupon.not_yet_valid',
     'coupon.twice', 'coupon.stacking', 'checkout.discounts_not_combinable',
-    'credit.over_limit', 'credit.inexact']
+    'credit.over_limit', 'credit.inexact', 'not_found', 'degree.enrolled',
+    'degree.pending', 'degree.unavailable', 'cart.course_not_sold_alone']
 
 
-def selected_items(call):
-    "The checkout items of the cart's selected courses"
+def selected_items(call, params=None):
+    """The checkout items: the program of params.degree (the cart is not
+    used then), else the cart's selected courses"""
+    if params is not None and params.degree is not None:
+        return [degree_item(call, params.degree, params.degree_option)]
     items = [{'course': c.id, 'option': o.id if o else None}
         for i, c, o in cart_items(call) if i.selected]
     if not items:
         raise refused('cart.nothing_selected', gettext(
                 'course_storefront.msg_nothing_selected'))
     return items
+
+
+def degree_item(call, degree_id, option_id):
+    """The checkout item of a published program of the company (and its
+    option); not found otherwise, or where course_degree is not activated"""
+    pool = Pool()
+    try:
+        Degree = pool.get('course.degree')
+    except KeyError:
+        Degree = None
+    degrees = Degree.search([
+            ('id', '=', degree_id),
+            ('published', '=', True),
+            ('company', '=', call.company.id),
+            ], limit=1) if Degree else []
+    if not degrees:
+        raise not_found(gettext(
+                'course_storefront.msg_degree_not_found', id=degree_id))
+    if option_id is not None and option_id not in {
+            o.id for o in degrees[0].options}:
+        raise not_found(gettext(
+                'course_storefront.msg_degree_option_not_found',
+                id=option_id, degree=degrees[0].name))
+    return {'degree': degree_id, 'option': option_id}
+
+
+def line_json(line, currency, amount):
+    "The common fields of an order line or a preview line"
+    option = line.option or getattr(line, 'degree_option', None)
+    degree = (line.product.id if line.product
+        and line.product.__name__ == 'course.degree' else None)
+    return {
+        'course': line.course.id if line.course else None,
+        'degree': degree,
+        'name': line.course.name if line.course else line.product.rec_name,
+        'option': option.id if option else None,
+        'list_price': money(line.list_price, currency),
+        'sale_price': money(line.unit_price, currency),
+        'discount_name': line.discount_name or '',
+        'discount': money(line.unit_price - amount, currency),
+        'amount': money(amount, currency),
+        }
 
 
 def own_grants(call, ids):
@@ -141,25 +202,18 @@ def usable_coupons_json(usable, currency):
 @method('checkout.preview', PreviewParams, PreviewResult, readonly=True,
     errors=CHECKOUT_ERRORS)
 def preview(call, params):
-    """What an order of the selected cart items would cost with these
-    coupons and points, which coupons are usable and how many points"""
+    """What an order of the selected cart items (or of the program of
+    degree) would cost with these coupons and points, which coupons are
+    usable and how many points"""
     Order = Pool().get('course.order')
     currency = call.company.currency
     checkout = Order.checkout_preview(
-        call.party.id, selected_items(call), checkout_options(call, params))
+        call.party.id, selected_items(call, params),
+        checkout_options(call, params))
     info = Order.checkout_preview_info(checkout)
     return {
-        'lines': [{
-                'course': l.course.id,
-                'name': l.course.name,
-                'option': l.option.id if l.option else None,
-                'list_price': money(l.list_price, currency),
-                'sale_price': money(l.unit_price, currency),
-                'discount_name': l.discount_name or '',
-                'discount': money(
-                    l.unit_price - checkout.remaining[l], currency),
-                'amount': money(checkout.remaining[l], currency),
-                } for l in checkout.lines],
+        'lines': [line_json(l, currency, checkout.remaining[l])
+            for l in checkout.lines],
         'total': money(checkout.total, currency),
         'coupon_discount': money(discount_of(checkout, 'coupon'), currency),
         'credit_discount': money(discount_of(checkout, 'credit'), currency),
@@ -178,11 +232,12 @@ def preview(call, params):
     locks_party=True)
 def create(call, params):
     """Order the selected cart items with these coupons and points; they
-    leave the cart once the order is committed.  With expect_payable (what
+    leave the cart once the order is committed.  With degree, the order is
+    of that program (with degree_option) alone and the cart stays.  With expect_payable (what
     the student saw), a different payable creates nothing."""
     from .order import orders_json
     Order = Pool().get('course.order')
-    items = selected_items(call)
+    items = selected_items(call, params)
     order = Order.checkout(
         call.party.id, items, params.pay_method,
         checkout_options(call, params))
@@ -196,8 +251,9 @@ def create(call, params):
                     payable=money(order.payable_amount, currency)),
                 expected=money(expected, currency),
                 payable=money(order.payable_amount, currency))
-    cart_store(call).remove(
-        call.user, [i['course'] for i in items], after_commit_only=True)
+    courses = [i['course'] for i in items if 'course' in i]
+    if courses:
+        cart_store(call).remove(call.user, courses, after_commit_only=True)
     full, = orders_json(call, [order])
     return {k: full[k] for k in CreatedResult.model_fields}
 

@@ -3,6 +3,8 @@ same pydantic declarations that validate the calls"""
 from pydantic import TypeAdapter
 
 from .. import errors
+from trytond.pool import Pool
+
 from .registry import METHODS, Result, method
 
 OPENRPC_VERSION = '1.3.2'
@@ -73,10 +75,14 @@ def errors_of(declared):
             } for code, types in by_code.items()]
 
 
-def document():
+def document(names=None):
+    """The OpenRPC document of the methods of names (default all
+    registered)"""
     schemas = {}
     methods = []
     for name, declared in METHODS.items():
+        if names is not None and name not in names:
+            continue
         if declared.result is None:
             result_schema = {'type': 'object'}
         else:
@@ -109,13 +115,17 @@ def document():
         }
 
 
-_document = None
+# {the names of the methods available: their document}: the databases of
+# a server with or without an optional module
+_documents = {}
 
 
 @method('rpc.discover', auth=False, readonly=True)
 def discover(call, params):
-    """The OpenRPC document of the storefront"""
-    global _document
-    if _document is None:
-        _document = document()
-    return _document
+    """The OpenRPC document of the storefront (the methods of the
+    database's activated modules)"""
+    pool = Pool()
+    names = frozenset(n for n, m in METHODS.items() if m.available(pool))
+    if names not in _documents:
+        _documents[names] = document(names)
+    return _documents[names]

@@ -21,6 +21,7 @@ ORDER_STATES = Literal[
 
 class LineResult(Result):
     course: Optional[int]
+    degree: Optional[int]
     name: str
     option: Optional[int]
     list_price: str
@@ -96,6 +97,7 @@ def discount_totals(order):
 
 
 def orders_json(call, orders):
+    from .checkout import line_json
     currency = call.company.currency
     at = now()
     result = []
@@ -124,16 +126,10 @@ def orders_json(call, orders):
                 'paid_at': when(order.paid_at, call.company),
                 'cancelled_at': when(order.cancelled_at, call.company),
                 'refunded_at': when(order.refunded_at, call.company),
-                'lines': [{
-                        'course': l.course.id if l.course else None,
-                        'name': l.rec_name,
-                        'option': l.option.id if l.option else None,
-                        'list_price': money(l.list_price, currency),
-                        'sale_price': money(l.unit_price, currency),
-                        'discount_name': l.discount_name or '',
-                        'discount': money(l.discount_amount, currency),
-                        'amount': money(l.amount, currency),
-                        } for l in order.lines],
+                'lines': [dict(line_json(l, currency, l.amount),
+                        name=l.rec_name,
+                        discount=money(l.discount_amount, currency))
+                    for l in order.lines],
                 })
     return result
 

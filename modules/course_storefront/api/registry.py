@@ -58,10 +58,28 @@ class Method:
     errors: tuple = ()
     locks_party: bool = False
     locks_order: bool = False
+    requires: str = None
+
+    def available(self, pool):
+        """Whether the method exists in the database of pool: a method of
+        an optional module (`requires`, a model of it) exists only where
+        that module is activated"""
+        if self.requires is None:
+            return True
+        try:
+            pool.get(self.requires)
+        except KeyError:
+            return False
+        return True
+
+
+def available_methods(pool):
+    "{name: Method} of the methods that exist in the database of pool"
+    return {n: m for n, m in METHODS.items() if m.available(pool)}
 
 
 def method(name, params=NoParams, result=None, auth=True, readonly=False,
-        errors=(), locks_party=False, locks_order=False):
+        errors=(), locks_party=False, locks_order=False, requires=None):
     """Register func(call, params) as the method name.
 
     auth: the call needs a student's token (call.user, call.party set).
@@ -73,14 +91,19 @@ def method(name, params=NoParams, result=None, auth=True, readonly=False,
     restart for it.
     locks_order: the call locks the student's order of params.number; the
     dispatcher takes that lock at the start too once this process has
-    answered that order (order.create, order.list, order.get)."""
+    answered that order (order.create, order.list, order.get).
+    requires: a model of the optional module the method serves (an
+    extras_depend of course_storefront, e.g. 'course.degree'); where that
+    module is not activated the method does not exist (method_not_found,
+    left out of rpc.discover)."""
     def decorator(func):
         summary = (func.__doc__ or '').strip().splitlines()[0:1]
         METHODS[name] = Method(
             name=name, func=func, params=params, result=result,
             summary=summary[0] if summary else name, auth=auth,
             readonly=readonly, errors=tuple(errors),
-            locks_party=locks_party, locks_order=locks_order)
+            locks_party=locks_party, locks_order=locks_order,
+            requires=requires)
         return func
     return decorator
 

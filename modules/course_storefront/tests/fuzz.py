@@ -28,7 +28,7 @@ from trytond.pool import Pool
 from trytond.transaction import Transaction
 
 from .strategies import ABSENT, ListOf, methods, params_strategy
-from .test_input import ALLOWED_CODES, SNAPSHOT_MODELS
+from .test_input import ALLOWED_CODES, snapshot_models
 
 PASSWORD = 'secret-pass'
 
@@ -48,7 +48,7 @@ def read_tables():
     pool = Pool()
     cursor = Transaction().connection.cursor()
     rows = {}
-    for name in SNAPSHOT_MODELS:
+    for name in snapshot_models():
         table = pool.get(name).__table__()
         cursor.execute(*table.select(order_by=[table.id]))
         rows[name] = [tuple(r) for r in cursor]
@@ -144,7 +144,10 @@ class Fuzz:
     server: a TrytondServer; read_state(): the snapshot of the tables (and
     carts) the server's database holds now; on_server(func, *args): func
     run in a committed transaction of that database, in the company;
-    data: {'courses', 'options', 'coupons', 'codes'} ids and codes."""
+    data: {'courses', 'options', 'coupons', 'codes'} ids and codes, and
+    where course_degree is activated {'degrees', 'degree_options',
+    'homeworks', 'form'} (program ids, their option and homework ids, a
+    valid registration form)."""
 
     def __init__(self, server, read_state, on_server, data, seed=0):
         self.server = server
@@ -157,6 +160,7 @@ class Fuzz:
         # Whose each order number and grant is (learnt from the answers)
         self.number_owner = {}
         self.grant_owner = {}
+        self.enrollment_owner = {}
         self.state = None
 
     # ---- students -----------------------------------------------------------
@@ -174,7 +178,9 @@ class Fuzz:
         self.state = None
         return student
 
-    def own(self, student, number=None, grant=None):
+    def own(self, student, number=None, grant=None, enrollment=None):
+        if enrollment is not None:
+            self.enrollment_owner.setdefault(enrollment, student)
         if number is not None:
             self.number_owner.setdefault(number, student)
             student.numbers.add(number)
@@ -198,6 +204,19 @@ class Fuzz:
         self.call(b, 'cart.add', {'course': courses[2]})
         self.call(self.a, 'cart.add', {'course': courses[3]})
         assert len(b.numbers) == 2 and b.grants, (b.numbers, b.grants)
+        if self.data.get('degrees'):
+            # Both study a program (module 1 open): their enrollments and
+            # homework to reach
+            for student in [self.a, b]:
+                self.call(student, 'order.create', {
+                        'degree': self.data['degrees'][0],
+                        'pay_method': 'wallet'})
+                for enrollment in self.call(
+                        student, 'degree.mine', {})['result']:
+                    self.call(student, 'degree.form.submit', dict(
+                            self.data['form'],
+                            enrollment=enrollment['enrollment']))
+            assert len(self.enrollment_owner) == 2, self.enrollment_owner
 
     # ---- strategies of real values ------------------------------------------
 
@@ -222,6 +241,14 @@ class Fuzz:
             'expect_payable': st.sampled_from(
                 ['0', '0.00', '300', '500.00', '1000', '199.0000']),
             'state': st.sampled_from(['unpaid', 'paid', 'cancelled']),
+            'degree': st.sampled_from(self.data.get('degrees') or [1]),
+            'degree_option': st.sampled_from(
+                self.data.get('degree_options') or [1]),
+            'enrollment': live(lambda: sorted(self.enrollment_owner) or [1]),
+            'homework': st.sampled_from(self.data.get('homeworks') or [1]),
+            'attachment': st.fixed_dictionaries({
+                    'name': st.sampled_from(["a.txt", "作业.pdf"]),
+                    'data': st.sampled_from(["aGVsbG8=", "eA=="])}),
             }
 
     # ---- one call -----------------------------------------------------------
@@ -321,6 +348,13 @@ class Fuzz:
                 owner = self.number_owner.get(value)
                 if owner is None:
                     self.own(student, number=value)
+                elif owner is not student:
+                    self.report.violation(
+                        'foreign_data', name, params, (key, value))
+            elif key == 'enrollment' and isinstance(value, int):
+                owner = self.enrollment_owner.get(value)
+                if owner is None:
+                    self.own(student, enrollment=value)
                 elif owner is not student:
                     self.report.violation(
                         'foreign_data', name, params, (key, value))

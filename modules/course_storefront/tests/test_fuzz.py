@@ -27,6 +27,8 @@ STEPS = 20
 
 class FuzzTestCase(ServerTestMixin, unittest.TestCase):
     "The fuzz of a server on the test run's backend"
+    # With course_degree: its degree.* methods are fuzzed too
+    module = ['course_storefront', 'course_degree']
 
     @classmethod
     def setUpClass(cls):
@@ -69,13 +71,50 @@ class FuzzTestCase(ServerTestMixin, unittest.TestCase):
             create_coupon(company, '-50', name="Printed"),
             ]
         codes = Grant.create_codes([coupons[2]], 10)
+        degree = cls.create_degree()
         cls.fuzz_data = {
             'courses': [catalog['a'], catalog['b'], catalog['c']]
             + [c.id for c in more],
             'options': [catalog['a_month'], catalog['a_permanent']],
             'coupons': [c.id for c in coupons],
             'codes': [c.code for c in codes] + ['NOPE', ''],
+            'degrees': [degree.id],
+            'degree_options': [o.id for o in degree.options],
+            'homeworks': [h.id for m in degree.modules for h in m.homeworks],
+            'form': {
+                'company_name': "Acme", 'position': "Dev",
+                'salary': '8000', 'experience': 'graduate',
+                'study_plan': '3-5', 'why_course': "Learn",
+                'why_us': "Mentors", 'expectations': "A job"},
             }
+
+    @classmethod
+    def create_degree(cls):
+        "A cheap program of two new courses, with homework"
+        pool = Pool()
+        Course = pool.get('course.course')
+        Degree = pool.get('course.degree')
+        courses = Course.create([{
+                    'name': name, 'price': Decimal(100), 'credit': 0,
+                    'direction': cls.catalog['direction'],
+                    'category': cls.catalog['category'],
+                    'company': cls.company_id, 'published': True}
+                for name in ["Module 1", "Module 2"]])
+        degree, = Degree.create([{
+                    'name': "Fuzz program", 'company': cls.company_id,
+                    'price': Decimal(300), 'published': True,
+                    'options': [('create', [{'name': "Half year",
+                                    'days': 180, 'price': Decimal(200)}])],
+                    'modules': [('create', [{
+                                    'course': c.id, 'sequence': i,
+                                    'homeworks': [('create', [
+                                                {'name': f"H{i}a",
+                                                    'days': 3},
+                                                {'name': f"H{i}b",
+                                                    'days': 6}])],
+                                    } for i, c in enumerate(courses, 1)])],
+                    }])
+        return degree
 
     def read_state(self):
         "The tables of the served database, and the carts in Redis"
@@ -116,7 +155,8 @@ class FuzzTestCase(ServerTestMixin, unittest.TestCase):
             self.assertTrue(any(k.endswith(' ' + type_)
                     for k in report['by_code']), (type_, report['by_code']))
         for name in ['cart.add', 'checkout.preview', 'order.create',
-                'order.get', 'coupon.claim', 'coupon.redeem']:
+                'order.get', 'coupon.claim', 'coupon.redeem',
+                'degree.mine', 'degree.homework.list']:
             self.assertGreater(
                 report['results_by_method'].get(name, 0), 0, name)
 

@@ -50,6 +50,9 @@ def meta_schema():
 
 
 class OpenRPCTestCase(StorefrontTestMixin, unittest.TestCase):
+    # With the optional module whose methods the storefront serves: the
+    # document lists every registered method
+    module = ['course_storefront', 'course_degree']
 
     def test_discover_validates(self):
         "rpc.discover is a valid OpenRPC document listing every method"
@@ -107,14 +110,24 @@ class OpenRPCTestCase(StorefrontTestMixin, unittest.TestCase):
             'cart.set_option': {'course', 'option'},
             'coupon.mine': {'state'}, 'coupon.claimable': set(),
             'coupon.claim': {'coupon'}, 'coupon.redeem': {'code'},
-            'checkout.preview': {'coupons', 'credit'},
+            'checkout.preview': {
+                'coupons', 'credit', 'degree', 'degree_option'},
             'order.create': {
-                'coupons', 'credit', 'pay_method', 'expect_payable'},
+                'coupons', 'credit', 'pay_method', 'expect_payable',
+                'degree', 'degree_option'},
             'order.list': {'state', 'page', 'size'},
             'order.get': {'number'}, 'order.cancel': {'number'},
             'order.pay': {'number'}, 'order.sync': {'number'},
             'order.refund_request': {'number', 'reason'},
             'enrollment.list': set(), 'rpc.discover': set(),
+            'degree.programs': set(), 'degree.mine': set(),
+            'degree.form.submit': {
+                'enrollment', 'company_name', 'position', 'salary',
+                'experience', 'study_plan', 'why_course', 'why_us',
+                'expectations', 'open_first_module', 'preferred_mentor',
+                'memo'},
+            'degree.homework.list': {'enrollment'},
+            'degree.homework.submit': {'homework', 'text', 'attachment'},
             }
         self.assertEqual(params, expected)
 
