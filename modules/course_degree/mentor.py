@@ -900,6 +900,16 @@ class AssignMentor(RPCInputMixin, Wizard):
             'balance': balance,
             }
 
+    @classmethod
+    def execute(cls, session_id, data, state_name):
+        # The mentor is checked before the wizard's form reads it as a
+        # record: 'x' would fail there
+        mentor = _form_value(data, 'mentor')
+        if mentor is not None and (
+                isinstance(mentor, bool) or not isinstance(mentor, int)):
+            raise MentorError(gettext('course_degree.msg_mentor_not_mentor'))
+        return super().execute(session_id, data, state_name)
+
     def transition_assign(self):
         Enrollment = Pool().get('course.degree.enrollment')
         enrollment = _one_record(self)
@@ -907,6 +917,12 @@ class AssignMentor(RPCInputMixin, Wizard):
         Enrollment.assign_mentor(
             enrollment, mentor.id if mentor is not None else None)
         return 'end'
+
+
+def _form_value(data, name):
+    "The value of field name in the start form of a wizard's data"
+    start = data.get('start') if isinstance(data, dict) else None
+    return start.get(name) if isinstance(start, dict) else None
 
 
 def _one_record(wizard):
@@ -998,6 +1014,24 @@ class Withdraw(RPCInputMixin, Wizard):
             'company': company.id, 'currency': company.currency.id,
             'matured': matured,
             }
+
+    @classmethod
+    def execute(cls, session_id, data, state_name):
+        # The amount is checked before the wizard's form turns it into a
+        # Decimal: 'x' would fail there, a float would lose its cents
+        amount = _form_value(data, 'amount')
+        if amount is not None and (
+                isinstance(amount, (float, bool))
+                or not isinstance(amount, (int, str, Decimal))):
+            raise MentorError(gettext(
+                    'course_degree.msg_withdraw_amount_invalid'))
+        if isinstance(amount, str):
+            try:
+                Decimal(amount)
+            except ArithmeticError:
+                raise MentorError(gettext(
+                        'course_degree.msg_withdraw_amount_invalid'))
+        return super().execute(session_id, data, state_name)
 
     def transition_withdraw(self):
         Movement = Pool().get('course.mentor.movement')
