@@ -1,6 +1,7 @@
 """Degree enrollments: the registration form, the study record of each
 module and the mentors' follow-ups"""
 import datetime as dt
+import logging
 import math
 from decimal import Decimal, InvalidOperation
 
@@ -10,15 +11,18 @@ from trytond.model import (
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_caller, check_dict, check_id, guarded_button, lock_rows, now)
+    check_caller, check_dict, check_record, guarded_button, lock_all_rows,
+    now)
 from trytond.pool import Pool
-from trytond.pyson import Eval, Id, If
+from trytond.pyson import Eval
 from trytond.rpc import RPC
 from trytond.tools import timezone as tz
 from trytond.transaction import Transaction, without_check_access
 
 from .exceptions import (
     EnrollmentError, FollowupError, FormError, StudyError)
+
+logger = logging.getLogger(__name__)
 
 ADMIN = ('course_degree.group_degree_admin',)
 
@@ -333,7 +337,11 @@ class Enrollment(
             key = (line.order.party.id, line.product.id)
             if key in taken:
                 # Checkout refuses a second purchase: an order paid anyway
-                # is for staff to refund (the audit shows the line)
+                # is for staff to refund
+                logger.warning(
+                    "order line %s: %s is already enrolled in %s, the line "
+                    "gives nothing (refund it)", line.id,
+                    line.order.party.rec_name, line.product.rec_name)
                 continue
             taken.add(key)
             enrollments.append(cls._enrollment_of(line))
@@ -386,7 +394,8 @@ class Enrollment(
         enrollment = cls._check_enrollment(enrollment)
         values = Form.clean_values(check_dict(values, 'values'))
         with without_check_access():
-            cls.lock([enrollment])
+            # The records the first module's opening locks too: one restart
+            lock_all_rows([(cls, [enrollment]), (Study, enrollment.records)])
             enrollment = cls(enrollment.id)
             if enrollment.state not in {'not_started', 'studying'}:
                 raise FormError(gettext(
@@ -410,7 +419,6 @@ class Enrollment(
     @classmethod
     def _check_enrollment(cls, value):
         "The enrollment of id value, which must exist"
-        from trytond.modules.course.tools import check_record
         return check_record(cls, value, 'enrollment')
 
     def first_locked_module(self):
@@ -428,7 +436,6 @@ class Enrollment(
     def start_studying(cls, enrollments, at):
         """The first module opened: the validity starts at at, the study
         too"""
-        pool = Pool()
         not_started = [e for e in enrollments if e.state == 'not_started']
         for enrollment in not_started:
             enrollment.start = at
@@ -665,8 +672,7 @@ class Study(
         if not studies:
             return
         enrollments = list({s.enrollment for s in studies})
-        lock_rows(Enrollment, enrollments)
-        cls.lock(studies)
+        lock_all_rows([(Enrollment, enrollments), (cls, studies)])
         studies = cls.browse(studies)
         for study in studies:
             cls._check_can_open(study)

@@ -3,7 +3,7 @@ from trytond.i18n import gettext
 from trytond.model import ModelSQL, ModelView, Unique, Workflow, fields
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_caller, check_record, in_group, lock_rows, now)
+    check_caller, check_record, in_group, lock_all_rows, now)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -176,8 +176,8 @@ class Submission(
         submission = check_record(cls, submission, 'submission')
         text, name, data = cls._clean_work(text, attachment)
         with without_check_access():
-            lock_rows(Enrollment, [submission.enrollment])
-            cls.lock([submission])
+            lock_all_rows(
+                [(Enrollment, [submission.enrollment]), (cls, [submission])])
             submission = cls(submission.id)
             cls._check_can_submit(submission)
             enrollment = submission.enrollment
@@ -281,8 +281,12 @@ class Submission(
                     'course_degree.msg_grade_comment_invalid',
                     size=MAX_COMMENT))
         cls.check_grader(submissions)
-        lock_rows(Enrollment, list({s.enrollment for s in submissions}))
-        cls.lock(submissions)
+        enrollments = list({s.enrollment for s in submissions})
+        # With the study records a passed module completes and the next
+        # opens without restarting the call for their locks
+        lock_all_rows([
+                (Enrollment, enrollments), (cls, submissions),
+                (Study, [r for e in enrollments for r in e.records])])
         submissions = cls.browse(submissions)
         for submission in submissions:
             if submission.state != 'to_grade':
@@ -338,7 +342,7 @@ class Submission(
         pass
 
 
-class GradeStart(ModelView):
+class GradeStart(RPCInputMixin, ModelView):
     "Grade Homework"
     __name__ = 'course.degree.submission.grade.start'
     score = fields.Selection(
