@@ -860,7 +860,7 @@ class Cron(metaclass=PoolMeta):
 
 # ---- Wizards -----------------------------------------------------------------
 
-class AssignMentorStart(ModelView):
+class AssignMentorStart(RPCInputMixin, ModelView):
     "Assign Mentor"
     __name__ = 'course.degree.enrollment.assign_mentor.start'
     enrollment = fields.Many2One(
@@ -932,7 +932,7 @@ def _one_record(wizard):
     return wizard.records[0].id
 
 
-class ComplaintStart(ModelView):
+class ComplaintStart(RPCInputMixin, ModelView):
     "Student Complaint"
     __name__ = 'course.degree.enrollment.complaint.start'
     enrollment = fields.Many2One(
@@ -974,7 +974,7 @@ class Complaint(RPCInputMixin, Wizard):
         return 'end'
 
 
-class WithdrawStart(ModelView):
+class WithdrawStart(RPCInputMixin, ModelView):
     "Withdraw Mentor Income"
     __name__ = 'course.mentor.withdraw.start'
     company = fields.Many2One('company.company', "Company", readonly=True)
