@@ -49,7 +49,7 @@ KIND_SIGNS = {'income': '+', 'penalty': '-', 'withdrawal': '-', 'adjust': '±'}
 # The enrollment states in which a mentor may be assigned or a complaint
 # recorded: the fee of a graduated or timed-out student is settled
 OPEN_STATES = {'not_started', 'studying', 'suspended'}
-MAX_REASON = 1000
+MAX_REASON = 255  # the description of the movement that keeps it
 # How often a batch of the daily job is retried on a lock held or a
 # serialization failure before it is left for the next run
 BATCH_RETRIES = 5
@@ -548,7 +548,7 @@ class Enrollment(metaclass=PoolMeta):
                         'company': enrollment.company.id,
                         'enrollment': enrollment.id, 'kind': 'penalty',
                         'amount': -penalty, 'origin': str(enrollment),
-                        'description': reason[:255],
+                        'description': reason,
                         }])
             cls.write([enrollment], {'mentor_fee_balance': balance - penalty})
         return movement
