@@ -297,8 +297,11 @@ class RPCInputTestCase(RPCTestMixin, unittest.TestCase):
         paid = self.run_transaction(paid_order)
         self.assertEqual(wizards, [
                 'course.coupon.generate_codes', 'course.coupon.grant_wizard',
-                'course.credit.adjust', 'course.degree.submission.grade',
-                'course.enrollment.give',
+                'course.credit.adjust',
+                'course.degree.enrollment.assign_mentor',
+                'course.degree.enrollment.complaint',
+                'course.degree.submission.grade',
+                'course.enrollment.give', 'course.mentor.withdraw',
                 'course.payment.refund.request.reject',
                 'course.payment.refund.wizard'])
         before = self.fingerprint()

@@ -24,3 +24,15 @@ class SubmissionError(UserError):
 
 class FollowupError(UserError):
     "A follow-up that its author may not write"
+
+
+class ConfigurationError(ValidationError):
+    "A score rule that is not valid"
+
+
+class MentorError(UserError):
+    "A mentor assignment, complaint or withdrawal refused"
+
+
+class LedgerError(UserError):
+    "A movement of the mentor ledger changed other than by its wizards"

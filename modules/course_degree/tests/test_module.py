@@ -690,8 +690,9 @@ class CourseDegreeTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(followup.mentor, mentor)
         with Transaction().set_user(other.id), \
                 Transaction().set_context(_check_access=True):
+            # The record rule refuses first (a mentor sees their students)
             self.assertRefused(
-                "You are not the mentor", Followup.create, [{
+                "own students", Followup.create, [{
                         'enrollment': enrollment.id, 'tool': 'qq',
                         'text': "Hi"}], models=['course.degree.followup'])
             self.assertRefused(

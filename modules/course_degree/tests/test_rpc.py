@@ -242,9 +242,9 @@ class DegreeRPCTestCase(RPCTestMixin, unittest.TestCase):
         for submission in s['submissions']:
             dean.model('course.degree.submission', 'submit', submission,
                 "work", None)
+        # Another mentor does not even see the homework (record rule)
         self.assertRefusedRPC(
-            self.grade, self.login('mentor2'), first,
-            text="Only the mentor of the student")
+            self.grade, self.login('mentor2'), first, text="own students")
         for login in ['manager', 'nobody']:
             with self.subTest(login=login):
                 self.assertRefusedRPC(self.grade, self.login(login), first)
@@ -316,7 +316,7 @@ class DegreeRPCTestCase(RPCTestMixin, unittest.TestCase):
         self.assertRefusedRPC(
             other.model, 'course.degree.followup', 'create', [{
                     'enrollment': s['enrollment'], 'tool': 'qq',
-                    'text': "Hi"}], text="You are not the mentor")
+                    'text': "Hi"}], text="own students")
         self.assertRefusedRPC(
             other.model, 'course.degree.followup', 'write', [followup],
             {'text': "Mine"}, text="another mentor's")
