@@ -426,6 +426,40 @@ class Enrollment(metaclass=PoolMeta):
     def complaint_wizard(cls, enrollments):
         pass
 
+    # ---- Refunds ----------------------------------------------------------
+
+    @classmethod
+    def end_refunded(cls, enrollments):
+        """A refund also takes back the mentor fee not earned yet: the
+        balance left goes back from the mentor (an adjustment) and the
+        enrollment's balance is 0.00 (what matured stays the mentor's)"""
+        ending = [e for e in enrollments if not e.refunded]
+        super().end_refunded(enrollments)
+        cls._take_back_fee(ending)
+
+    @classmethod
+    def _take_back_fee(cls, enrollments):
+        Movement = Pool().get('course.mentor.movement')
+        rows, balances = [], {}
+        for enrollment in enrollments:
+            balance = enrollment.mentor_fee_balance or Decimal(0)
+            if not enrollment.mentor or balance <= 0:
+                continue
+            rows.append({
+                    'mentor': enrollment.mentor.id,
+                    'company': enrollment.company.id,
+                    'enrollment': enrollment.id, 'kind': 'adjust',
+                    'amount': -balance, 'origin': str(enrollment),
+                    'description': gettext(
+                        'course_degree.msg_movement_refunded',
+                        company_language(enrollment.company),
+                        enrollment=enrollment.rec_name),
+                    })
+            balances[enrollment.id] = Decimal(0)
+        with without_check_access():
+            Movement.record(rows)
+            cls._set_balances(balances)
+
     # ---- Assignment and complaints (staff) --------------------------------
 
     @classmethod

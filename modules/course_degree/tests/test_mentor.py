@@ -129,6 +129,28 @@ class MentorTestCase(unittest.TestCase):
         self.assertEqual(len(self.movements()), 1)
 
     @with_transaction()
+    def test_refund_takes_back_fee(self):
+        "A refund takes the balance left back from the mentor, once"
+        pool = Pool()
+        Enrollment = pool.get('course.degree.enrollment')
+        Order = pool.get('course.order')
+        cat = self.setup()
+        Enrollment.assign_mentor(cat.enrollment.id, cat.mentor.id)
+        Enrollment.complain(cat.enrollment.id, "No answer for a week")
+        Order.refund([cat.enrollment.order])
+        self.assertEqual(self.balance(cat.enrollment), Decimal('0.00'))
+        self.assertEqual(self.movements(cat.enrollment), [
+                ('mentor', 'income', Decimal('1500.00'), False),
+                ('mentor', 'penalty', Decimal('-100.00'), False),
+                ('mentor', 'adjust', Decimal('-1400.00'), False)])
+        self.assertEqual(
+            self.amounts(cat.mentor, cat.company),
+            (Decimal('0.00'), Decimal('0.00')))
+        # Ending it again takes nothing more
+        Enrollment.end_refunded([Enrollment(cat.enrollment.id)])
+        self.assertEqual(len(self.movements(cat.enrollment)), 3)
+
+    @with_transaction()
     def test_reassign_moves_balance(self):
         "A new mentor takes the balance left from the former one"
         Enrollment = Pool().get('course.degree.enrollment')
