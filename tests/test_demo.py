@@ -251,6 +251,15 @@ class DemoTestCase(unittest.TestCase):
             {s.state for s in Submission.find([
                         ('enrollment', '=', stages["李娜"].id)])},
             {'passed'})
+        # The mentor ledger: the fee of both students less the penalty of
+        # the homework handed in late; the graduate's fee matured
+        self.assertEqual(late.reward_state, 'late')
+        Configuration = Model.get('course.degree.configuration', config=config)
+        penalty = Configuration(1).late_submission_penalty
+        Ledger = Model.get('course.mentor.ledger', config=config)
+        ledger, = Ledger.find([('mentor', '=', mentor.id)])
+        self.assertEqual(ledger.balance, 2 * degree.mentor_fee - penalty)
+        self.assertEqual(ledger.matured, degree.mentor_fee)
         # The mentor logs in and reads the homework to grade
         mentor_config = XmlrpcConfig(self.demo.rpc_url('mentor'))
         ToGrade = Model.get('course.degree.submission', config=mentor_config)

@@ -10,7 +10,7 @@ from trytond.rpc import RPC
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
 
-from .enrollment import ADMIN, WorkflowOnlyMixin, due_date
+from .enrollment import ADMIN, WorkflowOnlyMixin, due_date, local_date
 from .exceptions import SubmissionError
 
 SCORES = [
@@ -87,6 +87,9 @@ class Submission(
         "Due", readonly=True,
         help="The recommended date, from the opening of the module and the "
         "student's study plan.")
+    late = fields.Boolean(
+        "Handed in Late", readonly=True,
+        help="Handed in after its due date (in the company's time).")
     reward_state = fields.Selection([
             ('none', "None"),
             ('late', "Submitted Late"),
@@ -129,6 +132,10 @@ class Submission(
     @classmethod
     def default_count(cls):
         return 0
+
+    @classmethod
+    def default_late(cls):
+        return False
 
     @classmethod
     def default_reward_state(cls):
@@ -187,6 +194,9 @@ class Submission(
                 submission.attachment_name = name
             submission.count = (submission.count or 0) + 1
             submission.submitted = now()
+            if submission.due and local_date(
+                    enrollment.company, submission.submitted) > submission.due:
+                submission.late = True
             submission.mentor = enrollment.mentor
             submission.score = None
             submission.comment = None

@@ -657,8 +657,11 @@ class Enrollment(metaclass=PoolMeta):
 
     @staticmethod
     def _late_submission_where(table, today):
-        return ((table.state == 'to_submit') & (table.reward_state == 'none')
-            & (table.due != Null) & (table.due < today))
+        # Not handed in by the due date, or handed in after it
+        return ((table.reward_state == 'none') & (
+                ((table.state == 'to_submit') & (table.due != Null)
+                    & (table.due < today))
+                | (table.late == Literal(True))))
 
     @classmethod
     def _late_grading_batch(cls, at, after, size):

@@ -97,7 +97,6 @@ ANSWERS = {
     }
 
 ASSIGN_WIZARD = 'course.degree.enrollment.assign_mentor'
-LEDGER_MODEL = 'course.mentor.movement'
 
 
 def load():
@@ -122,12 +121,6 @@ def get_company():
     Company = Model.get('company.company')
     company, = Company.find([('party.name', '=', COMPANY_NAME)])
     return company
-
-
-def model_exists(name):
-    "Whether the model is in the database (a module not merged yet)"
-    Model_ = Model.get('ir.model')
-    return bool(Model_.find([('name', '=', name)]))
 
 
 def get_program(company):
@@ -220,26 +213,15 @@ def enrollment_of(party, degree):
 
 
 def assign(enrollment, mentor):
-    """The mentor of the enrollment: the mentor part's wizard when the
-    module has it (it credits the mentor ledger), else set as root"""
+    """The mentor of the enrollment, by the Assign Mentor wizard (it
+    credits the mentor ledger with the program's fee)"""
     enrollment.reload()
     if enrollment.mentor:
         return
-    if model_exists(LEDGER_MODEL):
-        wizard = Wizard(ASSIGN_WIZARD, [enrollment])
-        wizard.form.mentor = mentor
-        wizard.execute(assign_button(wizard))
-    else:
-        Enrollment = Model.get('course.degree.enrollment')
-        with as_root():
-            Enrollment.write([enrollment.id], {'mentor': mentor.id},
-                get_config().context)
+    wizard = Wizard(ASSIGN_WIZARD, [enrollment])
+    wizard.form.mentor = mentor
+    wizard.execute('assign')
     enrollment.reload()
-
-
-def assign_button(wizard):
-    "The state of the wizard's default button (its OK)"
-    return next(b['state'] for b in wizard.states if b.get('default'))
 
 
 def submit_form(enrollment, values):
@@ -316,10 +298,8 @@ def study_with_late_homework(enrollment):
 
 
 def run_mentor_job():
-    """The mentor part's daily job, once (marks the late homework); absent
-    until that part is merged"""
+    """The daily job, once: marks the late homework, matures the income of
+    the graduated student"""
     Cron = Model.get('ir.cron')
-    if not model_exists(LEDGER_MODEL):
-        return
     for cron in Cron.find([('method', 'like', 'course.degree.%')]):
         cron.click('run_once')

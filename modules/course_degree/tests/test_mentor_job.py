@@ -115,6 +115,21 @@ class DailyJobTestCase(ConcurrencyTestMixin, unittest.TestCase):
                 ])
         self.assertEqual(len(done['late_submission']), 2)
 
+    def test_handed_in_late_once(self):
+        "Homework handed in after its due date is penalized once too"
+        _, (first, second) = self.students(2)
+        self.run_transaction(make_overdue, [first])
+        self.run_transaction(submit_long_ago, [first, second], 0)
+        self.job()
+        self.job()
+        income = ('income', Decimal('1500.00'), False)
+        penalty = ('penalty', Decimal('-50.00'), False)
+        self.assertEqual(self.state([first, second]), [
+                (['late', 'late'], Decimal('1400.00'),
+                    [income, penalty, penalty]),
+                (['none', 'none'], Decimal('1500.00'), [income]),
+                ])
+
     def test_late_grading_once(self):
         "Homework waiting longer than the grading days: penalized once"
         _, (late, recent) = self.students(2)
