@@ -11,7 +11,9 @@ equals the sum of its ledger's movements (and is never below zero), every
 movement is explained by its order or its staff adjustment, and the credit
 and wallet movements of every order match its state and amounts.  When the
 database offers it, the audit of the orders and enrollments,
-``course.order.audit``, is run too, and the gifts are listed for review
+``course.order.audit``, is run too, and so is the audit of the mentor-fee
+ledger (``course.mentor.movement.audit``, where course_degree is
+activated); the gifts are listed for review
 (``course.order.audit_gifts``: a gift is no disagreement).
 
 The audits are for the group "Course Administration" and cover the user's
@@ -34,6 +36,9 @@ AUDITS = [
         "Credit and wallet ledgers agree."),
     ('course.order', "the orders and enrollments",
         "Orders and enrollments agree."),
+    # Where course_degree is activated
+    ('course.mentor.movement', "the mentor-fee ledger",
+        "Mentor-fee ledger agrees."),
     ]
 # (model, method, what its texts are): printed, no disagreement
 REVIEWS = [
@@ -48,7 +53,12 @@ def check(config=None):
     from proteus.config import get_config
     config = config or get_config()
     results = []
+    IrModel = Model.get('ir.model', config=config)
+    present = {m.name for m in IrModel.find(
+            [('name', 'in', [m for m, _, _ in AUDITS])])}
     for model, what, agreed in AUDITS:
+        if model not in present:
+            continue
         Audited = Model.get(model, config=config)
         if hasattr(Audited, 'audit'):  # an RPC method of the model
             print(f"Auditing {what}...", file=sys.stderr, flush=True)

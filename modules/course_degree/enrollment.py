@@ -365,14 +365,20 @@ class Enrollment(
     @classmethod
     def end_refunded(cls, enrollments):
         """A refund ends the enrollments now and for good: suspended,
-        refunded (they cannot be resumed)"""
+        refunded (they cannot be resumed); a graduate stays graduated (the
+        degree was earned), refunded"""
         enrollments = [e for e in enrollments if not e.refunded]
-        if enrollments:
-            cls.write(enrollments, {
-                    'state': 'suspended',
-                    'refunded': True,
-                    'end': now(),
-                    })
+        graduates = [e for e in enrollments if e.state == 'graduated']
+        others = [e for e in enrollments if e.state != 'graduated']
+        at = now()
+        to_write = []
+        if others:
+            to_write += [others, {
+                    'state': 'suspended', 'refunded': True, 'end': at}]
+        if graduates:
+            to_write += [graduates, {'refunded': True, 'end': at}]
+        if to_write:
+            cls.write(*to_write)
 
     # ---- The registration form -------------------------------------------
 

@@ -22,11 +22,12 @@ from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
-    check_amount, check_id, company_language, in_group, in_max,
+    check_amount, check_caller, check_id, company_language, in_group, in_max,
     in_new_transaction, insert_rows, lock_rows, log_transitions, move_state,
     now, round_amount)
 from trytond.pool import Pool, PoolMeta
 from trytond.pyson import Bool, Eval, Id
+from trytond.rpc import RPC
 from trytond.tools import grouped_slice, reduce_ids
 from trytond.transaction import Transaction, without_check_access
 from trytond.wizard import Button, StateTransition, StateView, Wizard
@@ -92,6 +93,9 @@ class MentorMovement(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
         super().__setup__()
         cls.company.readonly = True
         cls._order = [('date', 'DESC'), ('id', 'DESC')]
+        cls.__rpc__.update({
+                'audit': RPC(readonly=True),
+                })
         t = cls.__table__()
         cls._sql_indexes.update({
                 Index(t, (t.mentor, Index.Equality()),
@@ -279,7 +283,12 @@ class MentorMovement(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
         """Return the disagreements of the ledger as texts (empty when
         all agree): an enrollment whose balance is not the sum of its
         current mentor's movements, a former mentor left with a balance,
-        a mentor whose matured amount is below zero"""
+        a mentor whose matured amount is below zero.
+
+        Over RPC: for the degree and the course administration (the
+        audit script, scripts/audit_credit.py, runs it)."""
+        check_caller('course.mentor.movement.audit',
+            ADMIN + ('course.group_course_admin',))
         pool = Pool()
         Enrollment = pool.get('course.degree.enrollment')
         User = pool.get('res.user')
@@ -432,10 +441,15 @@ class Enrollment(metaclass=PoolMeta):
     def end_refunded(cls, enrollments):
         """A refund also takes back the mentor fee not earned yet: the
         balance left goes back from the mentor (an adjustment) and the
-        enrollment's balance is 0.00 (what matured stays the mentor's)"""
-        ending = [e for e in enrollments if not e.refunded]
+        enrollment's balance is 0.00.  A graduate's fee is earned: it
+        stays (and matures)."""
+        ending = [e.id for e in enrollments
+            if not e.refunded and e.state != 'graduated']
         super().end_refunded(enrollments)
-        cls._take_back_fee(ending)
+        # super() wrote the rows, so this transaction holds them (a
+        # concurrent penalty waits, or fails here and the call restarts):
+        # the balances read now stay true until the commit
+        cls._take_back_fee(cls.browse(ending))
 
     @classmethod
     def _take_back_fee(cls, enrollments):
@@ -817,13 +831,17 @@ class Enrollment(metaclass=PoolMeta):
 
     @classmethod
     def _maturing_batch(cls, at, after, size):
-        "The movements of graduated students not matured yet"
+        """The graduated enrollments with movements not matured yet: an
+        enrollment's movements (income, transfers, penalties) mature
+        together, in one transaction"""
         Movement = Pool().get('course.mentor.movement')
         movement = Movement.__table__()
         cursor = Transaction().connection.cursor()
-        cursor.execute(*movement.select(movement.id,
-                where=cls._maturing_where(movement) & (movement.id > after),
-                order_by=[movement.id.asc], limit=size))
+        cursor.execute(*movement.select(movement.enrollment,
+                where=cls._maturing_where(movement)
+                & (movement.enrollment > after),
+                group_by=[movement.enrollment],
+                order_by=[movement.enrollment.asc], limit=size))
         return [i for i, in cursor]
 
     @classmethod
@@ -835,11 +853,20 @@ class Enrollment(metaclass=PoolMeta):
 
     @classmethod
     def _mature(cls, ids, at):
-        """Mature the movements of ids (income, penalties, transfers of
-        graduated students): the mentors may withdraw them"""
+        """Mature the movements of the enrollments of ids (income,
+        penalties, transfers of graduated students): the mentors may
+        withdraw them"""
         Movement = Pool().get('course.mentor.movement')
+        movement = Movement.__table__()
+        cursor = Transaction().connection.cursor()
+        movement_ids = []
+        for sub_ids in grouped_slice(ids):
+            cursor.execute(*movement.select(movement.id,
+                    where=reduce_ids(movement.enrollment, sub_ids)
+                    & cls._maturing_where(movement)))
+            movement_ids += [i for i, in cursor]
         return move_state(
-            Movement, ids, cls._maturing_where, {'matured': True})
+            Movement, movement_ids, cls._maturing_where, {'matured': True})
 
 
 class Submission(metaclass=PoolMeta):

@@ -11,6 +11,7 @@ reference once paid; refunds are identified by `out_refund_no` = the
 refund's number.
 """
 import logging
+from decimal import Decimal
 
 from trytond.modules.course.tools import lock_rows
 from trytond.pool import Pool, PoolMeta
@@ -314,6 +315,19 @@ class Payment(metaclass=PoolMeta):
             paid_at=from_rfc3339(resource.get('success_time')))
 
     @classmethod
+    def _wechat_refund_fits(cls, refund):
+        """Whether the failed refund, succeeding after all, stays within
+        what was paid beside the other refunds pending or succeeded"""
+        Refund = Pool().get('course.payment.refund')
+        others = Refund.search([
+                ('payment', '=', refund.payment.id),
+                ('id', '!=', refund.id),
+                ('state', 'in', ['pending', 'succeeded']),
+                ])
+        already = sum((r.amount for r in others), Decimal(0))
+        return already + refund.amount <= refund.payment.amount
+
+    @classmethod
     def _wechat_refund_event(cls, account, notification, resource):
         pool = Pool()
         Order = pool.get('course.order')
@@ -340,6 +354,13 @@ class Payment(metaclass=PoolMeta):
         answer = cls._wechat_refund_answer(refund, resource)
         if answer == 'succeeded':
             if refund.state == 'failed':
+                if not cls._wechat_refund_fits(refund):
+                    # Staff refunded otherwise meanwhile: never count the
+                    # money back twice; the message recorded tells them
+                    logger.error("wechat refund %s succeeded after it "
+                        "failed, beyond what is left to refund: left "
+                        "failed for staff", number)
+                    return
                 # The money went back after all
                 Refund.write([refund], {'state': 'pending', 'failure': None})
             Refund.succeed([Refund(refund.id)])

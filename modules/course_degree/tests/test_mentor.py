@@ -151,6 +151,42 @@ class MentorTestCase(unittest.TestCase):
         self.assertEqual(len(self.movements(cat.enrollment)), 3)
 
     @with_transaction()
+    def test_refund_of_graduate_keeps_fee(self):
+        "A graduate refunded stays graduated; the fee stays the mentor's"
+        pool = Pool()
+        Enrollment = pool.get('course.degree.enrollment')
+        Order = pool.get('course.order')
+        cat = self.setup()
+        Enrollment.assign_mentor(cat.enrollment.id, cat.mentor.id)
+        Enrollment.graduate([Enrollment(cat.enrollment.id)])
+        Order.refund([cat.enrollment.order])
+        enrollment = Enrollment(cat.enrollment.id)
+        self.assertEqual((enrollment.state, enrollment.refunded),
+            ('graduated', True))
+        self.assertEqual(self.balance(cat.enrollment), Decimal('1500.00'))
+        self.assertEqual(self.movements(cat.enrollment), [
+                ('mentor', 'income', Decimal('1500.00'), False)])
+
+    @with_transaction()
+    def test_enrollment_movements_mature_together(self):
+        "A batch of the maturing step is of enrollments, not movements"
+        Enrollment = Pool().get('course.degree.enrollment')
+        cat = self.setup()
+        Enrollment.assign_mentor(cat.enrollment.id, cat.mentor.id)
+        Enrollment.assign_mentor(cat.enrollment.id, cat.mentor2.id)
+        Enrollment.graduate([Enrollment(cat.enrollment.id)])
+        batch = Enrollment._maturing_batch(None, 0, 1)
+        self.assertEqual(batch, [cat.enrollment.id])
+        Enrollment._mature(batch, None)
+        self.assertEqual(self.movements(cat.enrollment), [
+                ('mentor', 'income', Decimal('1500.00'), True),
+                ('mentor', 'adjust', Decimal('-1500.00'), True),
+                ('mentor2', 'adjust', Decimal('1500.00'), True)])
+        self.assertEqual(
+            self.amounts(cat.mentor, cat.company),
+            (Decimal('0.00'), Decimal('0.00')))
+
+    @with_transaction()
     def test_reassign_moves_balance(self):
         "A new mentor takes the balance left from the former one"
         Enrollment = Pool().get('course.degree.enrollment')

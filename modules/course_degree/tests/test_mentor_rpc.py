@@ -92,6 +92,18 @@ class MentorRPCTestCase(test_rpc.DegreeRPCTestCase):
             0, None, None)
         self.assertEqual(len(both), 2)
 
+    def test_ledger_audit(self):
+        "The degree administration audits the ledger over RPC; no other"
+        s = self.student('mentor')
+        self.assign(self.login('dean'), s['enrollment'],
+            self.data['users']['mentor'])
+        self.assertEqual(self.login('dean').model(
+                'course.mentor.movement', 'audit'), [])
+        for login in ['mentor', 'nobody']:
+            with self.subTest(login=login):
+                self.assertRefusedRPC(self.login(login).model,
+                    'course.mentor.movement', 'audit')
+
     def test_ledger_refused_to_all(self):
         "No group creates, writes or deletes a movement over RPC"
         s = self.student('mentor')

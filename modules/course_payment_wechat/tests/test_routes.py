@@ -359,6 +359,29 @@ class WechatRouteTestCase(CommittedTestMixin, unittest.TestCase):
             [('failed', Decimal('500'))])
         self.assertEqual(self.state(order_id)[0], 'refunding')
 
+    def test_refund_success_after_replacement(self):
+        """A failed refund that succeeds after all, when staff refunded the
+        money otherwise meanwhile, stays failed (never counted twice)"""
+        order_id, number = self.new_order()
+        self.fake.pay(number)
+        self.assertEqual(
+            self.post(self.fake.payment_notification(number)), self.SUCCESS)
+        self.fake.refund_status = 'PROCESSING'
+        refund_no, _ = self.refund_order(order_id)
+        self.assertEqual(self.post(self.fake.refund_notification(
+                    refund_no, status='ABNORMAL')), self.SUCCESS)
+
+        def replace():
+            Refund = Pool().get('course.payment.refund')
+            failed, = Refund.search([('number', '=', refund_no)])
+            Refund.copy([failed], {
+                    'number': refund_no + 'B', 'state': 'succeeded'})
+        self.run_transaction(replace)
+        self.assertEqual(self.post(self.fake.refund_notification(
+                    refund_no, status='SUCCESS')), self.SUCCESS)
+        self.assertEqual(sorted(self.state(order_id)[3]),
+            [('failed', Decimal('500')), ('succeeded', Decimal('500'))])
+
     # ---- the expiry job and the gateway ---------------------------------------
 
     def test_query_from_expiry_job(self):
