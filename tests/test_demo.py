@@ -260,6 +260,9 @@ class DemoTestCase(unittest.TestCase):
         ledger, = Ledger.find([('mentor', '=', mentor.id)])
         self.assertEqual(ledger.balance, 2 * degree.mentor_fee - penalty)
         self.assertEqual(ledger.matured, degree.mentor_fee)
+        Followup = Model.get('course.degree.followup', config=config)
+        followup, = Followup.find([('enrollment', '=', stages["王芳"].id)])
+        self.assertEqual(followup.mentor, mentor)
         # The mentor logs in and reads the homework to grade
         mentor_config = XmlrpcConfig(self.demo.rpc_url('mentor'))
         ToGrade = Model.get('course.degree.submission', config=mentor_config)

@@ -114,6 +114,7 @@ def load():
     graduate(graduated)
     submit_form(studying, FORMS[STUDYING])
     study_with_late_homework(studying)
+    log_followup(studying, mentor)
     run_mentor_job()
 
 
@@ -295,6 +296,24 @@ def study_with_late_homework(enrollment):
     with as_root():
         Submission.write([late.id], {'due': yesterday}, get_config().context)
     hand_in(late)
+
+
+def log_followup(enrollment, mentor):
+    "The mentor's follow-up of the student, logged as the mentor, once"
+    Followup = Model.get('course.degree.followup')
+    if Followup.find([('enrollment', '=', enrollment.id)]):
+        return
+    config = get_config()
+    user = config.user
+    config.user = mentor.id
+    try:
+        Followup.create([{
+                    'enrollment': enrollment.id, 'tool': 'wechat',
+                    'text': "微信沟通第二个作业的进度：本周末前完成，"
+                    "已提醒按学习计划每天学习两小时。",
+                    }], config.context)
+    finally:
+        config.user = user
 
 
 def run_mentor_job():
