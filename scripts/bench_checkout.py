@@ -23,9 +23,10 @@ load balancer would) place -k orders each, or as many as they can in
 
 It prints orders/s, the latency p50/p95/p99 of each call and of the whole
 order as the clients see it, and per call what the server counted: SQL
-statements and attempts (transactions started: 1 when the call runs once,
-one more per restart to take a lock first or retry of a lock held by
-another).  With --peer it runs Tryton's own sale flow
+statements, attempts (transactions started: 1 when the call runs once, one
+more per restart to take a lock first or retry of a lock held by another)
+and lookups (the read-only transaction the notify runs first to find the
+rows to lock).  With --peer it runs Tryton's own sale flow
 (/work/shared/bench/peer/peer_run.sh, as it is) before each round of ours
 and prints the ratio of orders/s.  Then checkout.preview of a student with
 --grants coupon grants (three scopes) and --lines cart lines, timed --repeat
@@ -211,6 +212,8 @@ def read_calls(folder, start, end):
     "The server records of requests answered between start and end"
     records = []
     for name in os.listdir(folder):
+        if not name.endswith('.jsonl'):
+            continue
         with open(os.path.join(folder, name)) as fp:
             for line in fp:
                 try:
@@ -392,6 +395,9 @@ def summarize(args, processes, results, records, wall):
             'attempts': round(statistics.mean(attempts), 2)
             if attempts else None,
             'attempts_max': max(attempts, default=None),
+            'lookups': round(statistics.mean(
+                    c.get('lookups', 0) for c in server), 2)
+            if server else None,
             'busy': sum(c.get('busy', 0) for c in server),
             'restarts': restarts,
             }
@@ -419,13 +425,14 @@ def print_round(summary):
         f"p95 {order['p95']} ms, p99 {order['p99']} ms")
     print(f"  {'call':<18}{'calls':>6}{'p50':>8}{'p95':>8}{'p99':>8}"
         f"{'server p50':>11}{'SQL':>7}{'SQL max':>8}{'attempts':>9}"
-        f"{'max':>5}{'busy':>6}")
+        f"{'max':>5}{'lookups':>8}{'busy':>6}")
     for name, step in summary['calls'].items():
         print(f"  {name:<18}{step['calls']:>6}{fmt(step['p50']):>8}"
             f"{fmt(step['p95']):>8}{fmt(step['p99']):>8}"
             f"{fmt(step['server_ms_p50']):>11}{fmt(step['statements']):>7}"
             f"{fmt(step['statements_max']):>8}{fmt(step['attempts']):>9}"
-            f"{fmt(step['attempts_max']):>5}{step['busy']:>6}")
+            f"{fmt(step['attempts_max']):>5}{fmt(step['lookups']):>8}"
+            f"{step['busy']:>6}")
     restarts = {name: step['restarts'] for name, step in
         summary['calls'].items() if step['restarts']}
     if restarts:

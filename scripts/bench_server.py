@@ -7,8 +7,10 @@ wraps:
 - psycopg's `Cursor.execute`: the SQL statements run, per thread (trytond's
   werkzeug server answers each request in a thread of its own);
 - `Transaction.start`: the transactions started; a storefront call or the
-  Alipay notify that runs in one attempt starts one, each restart (a lock to
-  take first) or retry (a lock held by another) starts one more;
+  Alipay notify that runs in one attempt starts one read-write transaction
+  (a read-only call one read-only), each restart (a lock to take first) or
+  retry (a lock held by another) starts one more; the read-only lookup the
+  notify runs before (to lock its order first) is counted apart;
 - the lock errors: the table of each restart to take a lock first, and the
   locks found held by another transaction (`busy`: NOWAIT failed, the
   transaction or the call retried);
@@ -17,8 +19,13 @@ wraps:
   path, the JSON-RPC method, the statements, the attempts, the restarts'
   tables, the busy locks and the milliseconds spent in the server.
 
+With `BENCH_CHECKOUT_PROFILE=1` (and one client: the profile of a method is
+shared by its requests) each method's requests are also profiled with
+cProfile into `$BENCH_CHECKOUT_CALLS/profile-<pid>-<method>.pstats`.
+
 It changes nothing else; it is not used in production.
 """
+import cProfile
 import json
 import os
 import sys
@@ -30,7 +37,8 @@ COUNTS = threading.local()
 
 def reset():
     COUNTS.statements = 0
-    COUNTS.attempts = 0
+    COUNTS.writes = 0
+    COUNTS.reads = 0
     COUNTS.busy = 0
     COUNTS.restarts = []
 
@@ -53,9 +61,10 @@ def patch_transaction():
     from trytond.transaction import Transaction
     start = Transaction.start
 
-    def counted_start(self, *args, **kwargs):
-        count('attempts')
-        return start(self, *args, **kwargs)
+    def counted_start(self, database_name, user, readonly=False, *args,
+            **kwargs):
+        count('reads' if readonly else 'writes')
+        return start(self, database_name, user, readonly, *args, **kwargs)
     Transaction.start = counted_start
 
 
@@ -107,20 +116,35 @@ def patch_app(folder):
     out = open(path, 'a', buffering=1)
     lock = threading.Lock()
     wsgi_app = app.wsgi_app
+    profiles = {} if os.environ.get('BENCH_CHECKOUT_PROFILE') else None
 
     def recorded_app(environ, start_response):
         method = rpc_method(environ)
         reset()
+        profile = None
+        if profiles is not None:
+            profile = profiles.setdefault(
+                method or environ.get('PATH_INFO', '').rsplit('/', 1)[-1],
+                cProfile.Profile())
+            profile.enable()
         started = time.perf_counter()
         try:
             return wsgi_app(environ, start_response)
         finally:
+            if profile is not None:
+                profile.disable()
+                profile.dump_stats(os.path.join(folder,
+                        f'profile-{os.getpid()}-{method or "notify"}.pstats'))
             line = json.dumps({
                     't': time.time(),
                     'path': environ.get('PATH_INFO'),
                     'method': method,
                     'statements': COUNTS.statements,
-                    'attempts': COUNTS.attempts,
+                    # A read-only call runs in one read-only transaction;
+                    # a read-only lookup before a read-write call (the
+                    # notify's) is not an attempt
+                    'attempts': COUNTS.writes or COUNTS.reads,
+                    'lookups': COUNTS.reads if COUNTS.writes else 0,
                     'restarts': COUNTS.restarts,
                     'busy': COUNTS.busy,
                     'ms': (time.perf_counter() - started) * 1000,

@@ -185,20 +185,21 @@ class Payment(metaclass=PoolMeta):
     # ---- Messages from Alipay (the routes) ----------------------------------
 
     @classmethod
-    def _alipay_verified_order(cls, params, kind):
+    def _alipay_verified_order(cls, params, kind, log=True):
         """The (account, order) of a notify or return whose signature and
         app_id verify, or None (logged: nothing is stored for a message
         nobody can trust)"""
+        warn = logger.warning if log else (lambda *args: None)
         pool = Pool()
         Account = pool.get('course.payment.alipay.account')
         Order = pool.get('course.order')
         account = Account.find(params.get('app_id'))
         if account is None:
-            logger.warning("alipay %s of unknown app_id %r refused", kind,
+            warn("alipay %s of unknown app_id %r refused", kind,
                 params.get('app_id'))
             return None
         if not account.verify(params):
-            logger.warning("alipay %s with a bad signature refused: %s",
+            warn("alipay %s with a bad signature refused: %s",
                 kind, params)
             return None
         number = params.get('out_trade_no')
@@ -207,10 +208,18 @@ class Payment(metaclass=PoolMeta):
                 ('company', '=', account.company.id),
                 ], limit=1) if number else []
         if not orders:
-            logger.warning("alipay %s of unknown order %r refused", kind,
+            warn("alipay %s of unknown order %r refused", kind,
                 number)
             return None
         return account, orders[0]
+
+    @classmethod
+    def alipay_notify_order(cls, params):
+        """The order of a notify that verifies, or None: the lookup of the
+        notify route (course_payment/notify.py), which logs nothing (the
+        notify's handler does)"""
+        found = cls._alipay_verified_order(params, 'notify', log=False)
+        return found[1] if found else None
 
     @classmethod
     def alipay_notify(cls, params):

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from trytond import backend
 from trytond.exceptions import UserError, UserWarning
+from trytond.modules.course_payment.notify import with_notify_transaction
 from trytond.protocols.wrappers import with_pool, with_transaction
 from trytond.wsgi import app
 
@@ -58,10 +59,18 @@ def payment_model(pool):
     return Payment if hasattr(Payment, 'alipay_notify') else None
 
 
+def notify_order(request, pool):
+    "The verified order of a notify: its locks are taken first"
+    Payment = payment_model(pool)
+    if Payment is None:
+        return None
+    return Payment.alipay_notify_order(params_of(request.form))
+
+
 @app.route('/<database_name>/alipay/notify', methods=['POST'])
 @with_pool
 @guard(lambda status: text('failure', status))
-@with_transaction(context={'_skip_warnings': True})
+@with_notify_transaction(notify_order, context={'_skip_warnings': True})
 def notify(request, pool):
     Payment = payment_model(pool)
     if Payment is None:

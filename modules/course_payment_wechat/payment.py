@@ -263,6 +263,28 @@ class Payment(metaclass=PoolMeta):
         return None
 
     @classmethod
+    def wechat_notify_order(cls, headers, body):
+        """The order of a payment notification that verifies, or None: the
+        lookup of the notify route (course_payment/notify.py), which logs
+        nothing (the notification's handler does)"""
+        Order = Pool().get('course.order')
+        Account = Pool().get('course.payment.wechat.account')
+        try:
+            account, notification = Account.verify_notification(
+                headers, body)
+        except NotifyRefused:
+            return None
+        number = notification['resource'].get('out_trade_no')
+        if (notification.get('event_type') not in PAYMENT_EVENTS
+                or not isinstance(number, str) or not number):
+            return None
+        orders = Order.search([
+                ('number', '=', number),
+                ('company', '=', account.company.id),
+                ], limit=1)
+        return orders[0] if orders else None
+
+    @classmethod
     def _wechat_order(cls, account, number):
         "The order of number in the account's company, or NotifyRefused"
         Order = Pool().get('course.order')

@@ -15,7 +15,8 @@ from werkzeug.wrappers import Response
 
 from trytond import backend
 from trytond.exceptions import UserError, UserWarning
-from trytond.protocols.wrappers import with_pool, with_transaction
+from trytond.modules.course_payment.notify import with_notify_transaction
+from trytond.protocols.wrappers import with_pool
 from trytond.wsgi import app
 
 from .wechat import MAX_NOTIFY, NotifyRefused
@@ -62,10 +63,19 @@ def payment_model(pool):
     return Payment if hasattr(Payment, 'wechat_notify') else None
 
 
+def notify_order(request, pool):
+    "The verified order of a payment notification: its locks are taken first"
+    Payment = payment_model(pool)
+    if Payment is None or (request.content_length or 0) > MAX_NOTIFY:
+        return None
+    return Payment.wechat_notify_order(
+        request.headers, request.get_data(cache=True))
+
+
 @app.route('/<database_name>/wechat/notify', methods=['POST'])
 @with_pool
 @guard
-@with_transaction(context={'_skip_warnings': True})
+@with_notify_transaction(notify_order, context={'_skip_warnings': True})
 def notify(request, pool):
     Payment = payment_model(pool)
     if Payment is None:

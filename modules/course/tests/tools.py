@@ -208,3 +208,33 @@ def unset_config(section, option):
     from trytond import config
     config._config.remove_option(section, option)
     config._cache_clear()
+
+
+class TransactionStarts:
+    """Count the transactions this thread starts: `count` in all,
+    `writes` the read-write ones (a call that runs once starts one; a
+    restart for a lock starts one more)"""
+
+    def __init__(self):
+        self.count = self.writes = 0
+
+    def __enter__(self):
+        import threading
+
+        from trytond.transaction import Transaction
+        self._start = start = Transaction.start
+        thread, counter = threading.get_ident(), self
+
+        def counted(transaction, *args, **kwargs):
+            if threading.get_ident() == thread:
+                counter.count += 1
+                readonly = kwargs.get('readonly', args[2] if len(args) > 2
+                    else False)
+                counter.writes += not readonly
+            return start(transaction, *args, **kwargs)
+        Transaction.start = counted
+        return self
+
+    def __exit__(self, *exc):
+        from trytond.transaction import Transaction
+        Transaction.start = self._start

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from trytond.exceptions import UserError
 from trytond.modules.course.tests.tools import (
-    CommittedTestMixin, create_catalog)
+    CommittedTestMixin, TransactionStarts, create_catalog)
 from trytond.pool import Pool
 
 from .tools import FakeAlipay, key_pair
@@ -124,6 +124,18 @@ class AlipayRouteTestCase(CommittedTestMixin, unittest.TestCase):
                 trade['trade_no'], trade['buyer_user_id'], Decimal('500'),
                 True))
         self.assertEqual(self.messages(order_id, 'notify'), [('in', True)])
+
+    def test_notify_one_attempt(self):
+        """A valid notify runs once: a read-only lookup verifies it and
+        finds its order, whose row and student's are locked when the
+        handler's transaction starts (no restart to take them)"""
+        order_id, number = self.new_order()
+        self.fake.pay(number, '500')
+        with TransactionStarts() as starts:
+            self.assertEqual(
+                self.post_notify(self.fake.notify(number)), (200, 'success'))
+        self.assertEqual((starts.count, starts.writes), (2, 1))
+        self.assertEqual(self.state(order_id)[0], 'paid')
 
     def test_notify_replayed(self):
         "The same notify 5 times: one payment, one fulfilment"

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from trytond.exceptions import UserError
 from trytond.modules.course.tests.tools import (
-    CommittedTestMixin, create_catalog)
+    CommittedTestMixin, TransactionStarts, create_catalog)
 from trytond.pool import Pool
 
 from .tools import FakeWechat, key_pair
@@ -144,6 +144,18 @@ class WechatRouteTestCase(CommittedTestMixin, unittest.TestCase):
                 trade['transaction_id'], trade['payer']['openid'],
                 Decimal('500'), True))
         self.assertEqual(self.messages(order_id, 'notify'), [('in', True)])
+
+    def test_notify_one_attempt(self):
+        """A valid notification runs once: a read-only lookup verifies it
+        and finds its order, whose row and student's are locked when the
+        handler's transaction starts (no restart to take them)"""
+        order_id, number = self.new_order()
+        self.fake.pay(number)
+        with TransactionStarts() as starts:
+            self.assertEqual(self.post(
+                    self.fake.payment_notification(number)), self.SUCCESS)
+        self.assertEqual((starts.count, starts.writes), (2, 1))
+        self.assertEqual(self.state(order_id)[0], 'paid')
 
     def test_notify_replayed(self):
         "The same notification 5 times: one payment, one enrollment"

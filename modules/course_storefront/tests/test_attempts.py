@@ -2,38 +2,16 @@
 coupon.claim) runs in one transaction once the process knows the token's
 party: the dispatcher takes the lock when it starts the transaction instead
 of restarting the call for it (issue 17: one attempt per call)"""
-import threading
 import unittest
 import uuid
 
+from trytond.modules.course.tests.tools import TransactionStarts
 from trytond.modules.course_coupon.tests.tools import create_coupon
 from trytond.pool import Pool
 from trytond.transaction import Transaction
 
 from .. import prelocks
 from .tools import StorefrontError, StorefrontTestMixin
-
-
-class TransactionStarts:
-    "Count the transactions this thread starts"
-
-    def __init__(self):
-        self.count = 0
-        self._thread = threading.get_ident()
-
-    def __enter__(self):
-        self._start = start = Transaction.start
-        counter = self
-
-        def counted(transaction, *args, **kwargs):
-            if threading.get_ident() == counter._thread:
-                counter.count += 1
-            return start(transaction, *args, **kwargs)
-        Transaction.start = counted
-        return self
-
-    def __exit__(self, *exc):
-        Transaction.start = self._start
 
 
 class AttemptsTestCase(StorefrontTestMixin, unittest.TestCase):
