@@ -247,17 +247,21 @@ class Course(
                         option=option.rec_name, course=course.rec_name))
         rules = ActivityLine.running_by_course(
             {c for c, _ in items}, at=at)
+        companies = {c.company.id: c.company for c, _ in items}
         languages = {
-            company.id: company_language(company)
-            for company in {c.company for c, _ in items}}
+            i: company_language(company) for i, company in companies.items()}
+        # One currency record per company: the courses' currency (a
+        # Function field) gives a new record, read again, at each access
+        currencies = {i: company.currency for i, company in companies.items()}
         prices = []
         for course, option in items:
             language = languages[course.company.id]
+            currency = currencies[course.company.id]
             list_price = round_amount(
-                course.currency, option.price if option else course.price)
+                currency, option.price if option else course.price)
             best = None
             for rule in rules.get(course.id, []):
-                price = rule.compute_price(list_price, course.currency)
+                price = rule.compute_price(list_price, currency)
                 if best is None or price < best[0]:
                     best = (price, rule)
             if best is None:

@@ -5,6 +5,8 @@ from trytond.model import fields
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
+from .tools import clear_company_languages
+
 
 class Party(metaclass=PoolMeta):
     __name__ = 'party.party'
@@ -57,3 +59,28 @@ class Party(metaclass=PoolMeta):
         default = default.copy() if default is not None else {}
         default.setdefault('enrollments', None)
         return super().copy(parties, default=default)
+
+
+class PartyLang(metaclass=PoolMeta):
+    __name__ = 'party.party.lang'
+
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        # A company's language is the language of its party: only those
+        # clear the cache (a student registering sets a language too)
+        Company = Pool().get('company.company')
+        parties = list({r.party.id for r in records if r.party})
+        if parties and Company.search(
+                [('party', 'in', parties)], limit=1, order=[]):
+            clear_company_languages()
+
+
+class Company(metaclass=PoolMeta):
+    __name__ = 'company.company'
+
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        if mode != 'create' and (not field_names or 'party' in field_names):
+            clear_company_languages()

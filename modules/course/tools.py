@@ -4,6 +4,7 @@ import logging
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from functools import wraps
 
+from trytond.cache import Cache
 from trytond.transaction import TransactionError
 
 logger = logging.getLogger(__name__)
@@ -647,6 +648,11 @@ def company_lang(company):
     return company.party.get_multivalue('lang', company=company.id)
 
 
+# {company id: code of its party's language, '' when not set}; cleared when
+# a party's language changes (course: party.party.lang)
+_company_languages = Cache('course.company_language', context=False)
+
+
 def company_language(company):
     """The code of the language the texts stored for company are written
     in (price names, discount descriptions, ledger notes, refund reasons):
@@ -655,8 +661,16 @@ def company_language(company):
     client would leave a mix of languages in one school's records."""
     from trytond.pool import Pool
     Configuration = Pool().get('ir.configuration')
-    lang = company_lang(company)
-    return lang.code if lang else Configuration.get_language()
+    code = _company_languages.get(company.id) if company else ''
+    if code is None:
+        lang = company_lang(company)
+        code = lang.code if lang else ''
+        _company_languages.set(company.id, code)
+    return code or Configuration.get_language()
+
+
+def clear_company_languages():
+    _company_languages.clear()
 
 
 # ---- Rights of the caller ---------------------------------------------------

@@ -316,7 +316,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         return 0
 
     def get_title(self, name):
-        names = [l.product.rec_name for l in self.lines if l.product]
+        names = [l.sold.rec_name for l in self.lines if l.sold]
         if len(names) <= 1:
             return names[0] if names else ''
         return gettext(
@@ -1448,7 +1448,14 @@ class OrderLine(RPCInputMixin, ModelSQL, ModelView):
         return self.order.currency if self.order else None
 
     def get_rec_name(self, name):
-        return f'{self.order.rec_name} - {self.product.rec_name}'
+        return f'{self.order.rec_name} - {self.sold.rec_name}'
+
+    @property
+    def sold(self):
+        """What the line sells: its course (a Many2One, kept in the record
+        cache) for a course line, else its product (a Reference, read
+        again at each access in a read-write transaction)"""
+        return self.course or self.product
 
     # ---- What a paid line gives, what a refund takes back -----------------
 

@@ -2,6 +2,9 @@
 sells for, and the rate limit of logins and registrations."""
 import datetime as dt
 
+from sql.conditionals import Coalesce
+
+from trytond.cache import Cache
 from trytond.config import config
 from trytond.modules.course.tools import now
 from trytond.i18n import gettext
@@ -12,11 +15,19 @@ from . import errors, redis_client
 from .errors import StorefrontError, refused
 
 
+# The id of the storefront's company, found once per process and database;
+# cleared when a company is created or deleted (storefront.Company)
+_company = Cache('course_storefront.company', context=False)
+
+
 def storefront_company():
     """The company of `[course] storefront_company` (an id), else the only
     company of the database"""
     Company = Pool().get('company.company')
     company_id = config.getint('course', 'storefront_company', default=0)
+    found = _company.get(company_id)
+    if found is not None:
+        return Company(found)
     if company_id:
         companies = Company.search([('id', '=', company_id)])
     else:
@@ -25,21 +36,52 @@ def storefront_company():
         raise StorefrontError(
             errors.INTERNAL_ERROR, 'storefront.company',
             gettext('course_storefront.msg_company'))
+    _company.set(company_id, companies[0].id)
     return companies[0]
+
+
+def clear_storefront_company():
+    _company.clear()
 
 
 def authenticate(call, required=True):
     """Set call.user and call.party from the token; refuse with -32001 when
     required and the token is missing, unknown or expired"""
-    pool = Pool()
-    User = pool.get('web.user')
-    user = User.get_user(call.token) if call.token else None
-    if user and user.active and user.party:
-        call.user, call.party = user, user.party
+    found = session_user(call.token) if call.token else None
+    if found:
+        call.user, call.party = found
     elif required:
         raise StorefrontError(
             errors.NOT_AUTHENTICATED, 'auth.required',
             gettext('course_storefront.msg_not_authenticated'))
+
+
+def session_user(token):
+    """(web.user, party) of an active student's token, else None: what
+    web.user's get_user with the user's active and party checks answers,
+    in one query (this runs before every call of a student).  An expired
+    session is refused (web.user.session deletes the expired ones at each
+    login)."""
+    pool = Pool()
+    Session = pool.get('web.user.session')
+    User = pool.get('web.user')
+    Party = pool.get('party.party')
+    session, user = Session.__table__(), User.__table__()
+    cursor = Transaction().connection.cursor()
+    cursor.execute(*session.join(user, condition=session.user == user.id
+            ).select(user.id, user.party, user.active,
+            Coalesce(session.write_date, session.create_date),
+            where=session.key == token, limit=1))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    user_id, party_id, active, modified = row
+    if isinstance(modified, str):  # SQLite without the column's type
+        modified = dt.datetime.fromisoformat(modified)
+    if (abs(modified - dt.datetime.now()) > Session.timeout()
+            or not active or party_id is None):
+        return None
+    return User(user_id), Party(party_id)
 
 
 def attempt_window():

@@ -22,6 +22,18 @@ class Message(metaclass=PoolMeta):
         return text
 
 
+class Company(metaclass=PoolMeta):
+    __name__ = 'company.company'
+
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        if mode in {'create', 'delete'}:
+            # The storefront sells for the only company (session.py)
+            from .session import clear_storefront_company
+            clear_storefront_company()
+
+
 class Cart(RPCInputMixin, ModelSQL):
     """Storefront Cart Item: the cart of a student when no Redis is
     configured; only the storefront reads and writes it"""

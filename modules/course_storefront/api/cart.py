@@ -84,6 +84,11 @@ def cart_json(call):
     Course = Pool().get('course.course')
     rows = cart_items(call)
     prices = Course.get_sale_prices([(c, o) for _, c, o in rows])
+    # The names in one read: a course's name (translated) is not among the
+    # columns its search fetched, and reading it record by record costs a
+    # query per course
+    names = {r['id']: r['name'] for r in Course.read(
+            [c.id for _, c, _ in rows], ['name'])}
     currency = call.company.currency
     items, total = [], Decimal(0)
     for (item, course, option), price in zip(rows, prices):
@@ -91,7 +96,7 @@ def cart_json(call):
             total += price.unit_price
         items.append({
                 'course': course.id,
-                'name': course.name,
+                'name': names[course.id],
                 'option': option.id if option else None,
                 'list_price': money(price.list_price, currency),
                 'sale_price': money(price.unit_price, currency),

@@ -144,12 +144,13 @@ def degree_item(call, degree_id, option_id):
 def line_json(line, currency, amount):
     "The common fields of an order line or a preview line"
     option = line.option or getattr(line, 'degree_option', None)
-    degree = (line.product.id if line.product
-        and line.product.__name__ == 'course.degree' else None)
+    product = None if line.course else line.product
+    degree = (product.id if product
+        and product.__name__ == 'course.degree' else None)
     return {
         'course': line.course.id if line.course else None,
         'degree': degree,
-        'name': line.course.name if line.course else line.product.rec_name,
+        'name': line.course.name if line.course else product.rec_name,
         'option': option.id if option else None,
         'list_price': money(line.list_price, currency),
         'sale_price': money(line.unit_price, currency),

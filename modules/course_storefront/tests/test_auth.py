@@ -91,6 +91,56 @@ class AuthTestCase(StorefrontTestMixin, unittest.TestCase):
         # A public method ignores a bad token
         self.assertEqual(client.call('catalog.courses', {})['total'], 3)
 
+    def session_of(self, client, **values):
+        "Write values on the session of client's token"
+        from trytond.pool import Pool
+
+        def write():
+            Session = Pool().get('web.user.session')
+            session, = Session.search([('key', '=', client.token)])
+            Session.write([session], values)
+        self.run_transaction(write)
+
+    def test_expired_session(self):
+        "A session older than [session] web_timeout is refused"
+        import datetime as dt
+
+        from trytond.pool import Pool
+        client = self.client()
+        client.register(self.email())
+        self.assertEqual(client.call('cart.get')['items'], [])
+        self.session_of(client)  # write_date now
+        set_config(self, 'session', 'web_timeout', '60')
+
+        def age():
+            Session = Pool().get('web.user.session')
+            table = Session.__table__()
+            from trytond.transaction import Transaction
+            cursor = Transaction().connection.cursor()
+            cursor.execute(*table.update(
+                    [table.write_date],
+                    [dt.datetime.now() - dt.timedelta(seconds=120)],
+                    where=table.key == client.token))
+        self.run_transaction(age)
+        self.assertError('auth.required', 'cart.get', None, client)
+        self.assertError('auth.required', 'cart.add', {'course': 1}, client)
+        set_config(self, 'session', 'web_timeout', '600')
+        self.assertEqual(client.call('cart.get')['items'], [])
+
+    def test_inactive_student(self):
+        "The token of a deactivated student is refused"
+        from trytond.pool import Pool
+        client = self.client()
+        registered = client.register(self.email())
+        self.assertEqual(client.call('account.me')['email'],
+            registered['user']['email'])
+
+        def deactivate():
+            User = Pool().get('web.user')
+            User.write([User(registered['user']['id'])], {'active': False})
+        self.run_transaction(deactivate)
+        self.assertError('auth.required', 'account.me', None, client)
+
     def test_rate_limit_email(self):
         "After the limit of attempts for an e-mail, even the right password"
         email = self.email()
