@@ -22,6 +22,8 @@ wraps:
 With `BENCH_CHECKOUT_PROFILE=1` (and one client: the profile of a method is
 shared by its requests) each method's requests are also profiled with
 cProfile into `$BENCH_CHECKOUT_CALLS/profile-<pid>-<method>.pstats`.
+With `BENCH_CHECKOUT_SQL=1` each line also holds the request's statements
+(`sql`: their first 300 characters), to see what a call runs.
 
 It changes nothing else; it is not used in production.
 """
@@ -33,6 +35,7 @@ import threading
 import time
 
 COUNTS = threading.local()
+KEEP_SQL = bool(os.environ.get('BENCH_CHECKOUT_SQL'))
 
 
 def reset():
@@ -41,6 +44,7 @@ def reset():
     COUNTS.reads = 0
     COUNTS.busy = 0
     COUNTS.restarts = []
+    COUNTS.sql = []
 
 
 def count(name):
@@ -53,6 +57,9 @@ def patch_psycopg():
 
     def counted_execute(cursor, *args, **kwargs):
         count('statements')
+        sql = getattr(COUNTS, 'sql', None)
+        if KEEP_SQL and args and sql is not None:
+            sql.append(str(args[0])[:300])
         return execute(cursor, *args, **kwargs)
     psycopg.Cursor.execute = counted_execute
 
@@ -135,7 +142,7 @@ def patch_app(folder):
                 profile.disable()
                 profile.dump_stats(os.path.join(folder,
                         f'profile-{os.getpid()}-{method or "notify"}.pstats'))
-            line = json.dumps({
+            record = {
                     't': time.time(),
                     'path': environ.get('PATH_INFO'),
                     'method': method,
@@ -148,7 +155,10 @@ def patch_app(folder):
                     'restarts': COUNTS.restarts,
                     'busy': COUNTS.busy,
                     'ms': (time.perf_counter() - started) * 1000,
-                    })
+                    }
+            if KEEP_SQL:
+                record['sql'] = COUNTS.sql
+            line = json.dumps(record)
             with lock:
                 out.write(line + '\n')
     app.wsgi_app = recorded_app

@@ -10,7 +10,7 @@ from decimal import ROUND_DOWN, Decimal
 from trytond.i18n import gettext
 from trytond.model import fields
 from trytond.modules.course.tools import (
-    check_int, company_language, in_group)
+    check_int, company_language, in_group, move_where)
 from trytond.modules.course_order.exceptions import CheckoutError
 from trytond.pool import Pool, PoolMeta
 
@@ -192,6 +192,7 @@ class Order(metaclass=PoolMeta):
         "Spend the points, linked to the order, in the checkout transaction"
         pool = Pool()
         Credit = pool.get('course.credit.movement')
+        Discount = pool.get('course.order.discount')
         super().checkout_reserve(checkout)
         state = checkout.namespace('course_credit')
         points = state.points
@@ -199,9 +200,10 @@ class Order(metaclass=PoolMeta):
             return
         movement, = Credit.record_for_orders(
             [(checkout.order, 'spend', -points)])
-        discount = state.discount
-        discount.origin = movement
-        discount.save()
+        # One UPDATE: the ORM's write would validate and read the discount
+        # again, saved a moment ago by the checkout
+        move_where(Discount, lambda t: t.id == state.discount.id,
+            {'origin': str(movement)})
 
     # ---- Wallet payment ---------------------------------------------------
 

@@ -2,6 +2,7 @@
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 from types import SimpleNamespace
 
@@ -176,6 +177,58 @@ class Checkout:
         return discount
 
 
+class LiveEnrollments(Mapping):
+    """The live enrollments of students by (party, course), as the paid
+    lines ask for them (OrderLine.get_enrollments): the pairs given first
+    are read in one query; a pair not among them (a module's line giving
+    other courses) is read when asked.  Iterating reads all the students'
+    live enrollments."""
+
+    def __init__(self, pairs):
+        self._found = {}
+        self._read = set()
+        self._parties = set()
+        self._read_pairs(set(pairs))
+
+    @staticmethod
+    def _key(key):
+        party, course = key
+        return int(party), int(course)
+
+    def _search(self, domain):
+        Enrollment = Pool().get('course.enrollment')
+        for enrollment in Enrollment.search(
+                [('state', '=', 'live')] + domain):
+            self._found[self._key(
+                    (enrollment.party, enrollment.course))] = enrollment
+
+    def _read_pairs(self, pairs):
+        pairs = {self._key(p) for p in pairs} - self._read
+        if not pairs:
+            return
+        parties = {p for p, _ in pairs}
+        courses = {c for _, c in pairs}
+        self._search([
+                ('party', 'in', list(parties)),
+                ('course', 'in', list(courses)),
+                ])
+        self._read.update((p, c) for p in parties for c in courses)
+        self._parties.update(parties)
+
+    def __getitem__(self, key):
+        key = self._key(key)
+        self._read_pairs({key})
+        return self._found[key]
+
+    def __iter__(self):
+        if self._parties:
+            self._search([('party', 'in', list(self._parties))])
+        return iter(list(self._found))
+
+    def __len__(self):
+        return len(list(iter(self)))
+
+
 class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
     "Course Order"
     __name__ = 'course.order'
@@ -316,7 +369,14 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         return 0
 
     def get_title(self, name):
-        names = [l.sold.rec_name for l in self.lines if l.sold]
+        return self.title_of(self.lines)
+
+    @staticmethod
+    def title_of(lines):
+        """The title of an order of these lines: what the first sells,
+        with the number of the others (for a caller that has read the lines
+        already: the title field reads them again)"""
+        names = [l.sold.rec_name for l in lines if l.sold]
         if len(names) <= 1:
             return names[0] if names else ''
         return gettext(
@@ -1054,11 +1114,10 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         Enrollment = pool.get('course.enrollment')
         Line = pool.get('course.order.line')
         lines = [l for o in orders for l in o.lines]
-        # What the students own, in one query whatever the lines
-        live = {(e.party, e.course): e for e in Enrollment.search([
-                    ('party', 'in', list({o.party.id for o in orders})),
-                    ('state', '=', 'live'),
-                    ])}
+        # What the students own of the lines' courses, in one query
+        # whatever the lines: not all they own, which grows with each order
+        live = LiveEnrollments(
+            (l.order.party.id, l.course.id) for l in lines if l.course)
         start = now()
         enrollments = [
             e for l in lines for e in l.get_enrollments(live, start)]
@@ -1465,8 +1524,10 @@ class OrderLine(RPCInputMixin, ModelSQL, ModelView):
         must take back; save the line too).
 
         live: the live enrollments of the order's student by (party,
-        course); start: when the new enrollments start.  A line gives once:
-        nothing when it already gave.  Modules selling something else
+        course), a read-only mapping (LiveEnrollments: the pairs of the
+        lines' courses are read at once, any other when asked); start: when
+        the new enrollments start.  A line gives once: nothing when it
+        already gave.  Modules selling something else
         extend it with super().
         """
         enrollment = self._get_enrollment(live, start)

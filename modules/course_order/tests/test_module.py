@@ -1,5 +1,6 @@
 import datetime as dt
 from decimal import Decimal
+from unittest.mock import patch
 
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
@@ -448,6 +449,41 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(gift.end, end)
         self.assertEqual(gift2.end, end)
         self.assertEqual({gift.state, gift2.state}, {'live'})
+
+    @with_transaction()
+    def test_pay_reads_enrollments_of_its_courses(self):
+        """Paying an order looks at the student's live enrollments in the
+        order's courses only: not at all they own, which grows with each
+        order they pay"""
+        pool = Pool()
+        Course = pool.get('course.course')
+        Order = pool.get('course.order')
+        Enrollment = pool.get('course.enrollment')
+        cat = self.catalog()
+        owned = Course.copy([cat.course_c] * 6)
+        Enrollment.create([{
+                    'party': cat.student.id, 'course': c.id,
+                    'source': 'gift'} for c in owned + [cat.course_b]])
+        order = checkout(cat.student, (cat.course_a, cat.option_a_month))
+        gift, = Enrollment.create([{
+                    'party': cat.student.id, 'course': cat.course_a.id,
+                    'source': 'gift',
+                    'end': utcnow() + dt.timedelta(days=10)}])
+        found = []
+        search = Enrollment.search
+
+        def recorded_search(domain, *args, **kwargs):
+            records = search(domain, *args, **kwargs)
+            found.append(records)
+            return records
+        with patch.object(Enrollment, 'search', recorded_search):
+            Order.confirm_payment([order])
+        # The live enrollment in course A (extended), none of the 7 others
+        self.assertIn([gift], found)
+        self.assertFalse(
+            [r for records in found for r in records if r != gift])
+        line, = order.lines
+        self.assertEqual(line.extended_enrollment, gift)
 
     @with_transaction()
     def test_refund_after_end_access(self):

@@ -105,13 +105,14 @@ def orders_json(call, orders):
         # The order a later order.pay/cancel/sync locks: at its start
         remember_order(call.database, call.party.id, order.number, order.id)
         totals = discount_totals(order)
+        lines = order.lines
         timeout = None
         if order.state == 'unpaid' and order.pay_deadline:
             timeout = max(0, int((order.pay_deadline - at).total_seconds()))
         result.append({
                 'number': order.number,
                 'state': order.state,
-                'title': order.title or '',
+                'title': order.title_of(lines) or '',
                 'pay_method': order.pay_method,
                 'total': money(order.total_amount, currency),
                 'coupon_discount': money(
@@ -129,7 +130,7 @@ def orders_json(call, orders):
                 'lines': [dict(line_json(l, currency, l.amount),
                         name=l.rec_name,
                         discount=money(l.discount_amount, currency))
-                    for l in order.lines],
+                    for l in lines],
                 })
     return result
 
