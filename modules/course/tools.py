@@ -246,6 +246,105 @@ def insert_rows(Model, rows, stamp=True):
     return list(ids)
 
 
+def save_checked(Model, records):
+    """Save new records of Model (unsaved instances) as ModelStorage.save
+    does, without what create() adds after the INSERT: the validation of
+    each record and the reading back it needs.
+
+    For server code that built the values from records it checked already
+    (the checkout's lines and discounts).  The values go through
+    preprocess_values and the model's defaults, Many2Many values add the
+    rows of their relation, check_modification and on_modification are
+    called and each record gets its id.  A model with create triggers, or
+    values only create() knows how to store (translations, other relation
+    commands), is saved by save().
+    """
+    from trytond.model.modelstorage import local_cache
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    records = list(records)
+    if not records:
+        return
+    pool = Pool()
+    Trigger = pool.get('ir.trigger')
+    rows = _checked_rows(Model, records)
+    if rows is None or Trigger.get_triggers(Model.__name__, 'create'):
+        Model.save(records)
+        return
+    transaction = Transaction()
+    transaction.counter += 1
+    ids = insert_rows(Model, [row for row, _ in rows])
+    for fname in rows[0][1]:
+        field = Model._fields[fname]
+        insert_rows(pool.get(field.relation_name), [
+                {field.origin: id_, field.target: target}
+                for (_, relations), id_ in zip(rows, ids)
+                for target in relations[fname]])
+    new_ids, new_cache = [], local_cache(Model, transaction)
+    for record, id_ in zip(records, ids):
+        # As save() does: the records read their values from the database
+        record._values = record._init_values = None
+        record._ids.remove(record.id)
+        record._id = id_
+        if not record._ids:
+            record._ids = new_ids
+            record._local_cache = new_cache
+        record._ids.append(id_)
+    transaction.create_records[Model.__name__].extend(ids)
+    saved = Model.browse(ids)
+    Model.check_modification('create', saved, external=False)
+    Model.on_modification('create', saved)
+
+
+def _checked_rows(Model, records):
+    """[(column values, {many2many field: target ids})] of new records for
+    save_checked (the same columns and relations in each), or None when
+    only save() can store them"""
+    from trytond.model import fields
+    stored = {n: f for n, f in Model._fields.items()
+        if not isinstance(f, fields.Function)
+        and n not in {'id', 'create_uid', 'create_date', 'write_uid',
+            'write_date'}}
+    relation_types = {'one2many', 'many2many'}
+    result = []
+    for record in records:
+        if record.id is not None and record.id >= 0:
+            return None
+        values = Model.preprocess_values('create', record._save_values())
+        row, relations = {}, {}
+        for fname, value in values.items():
+            field = stored.get(fname)
+            if field is None or getattr(field, 'translate', False):
+                return None
+            if field._type == 'many2many':
+                relations[fname] = targets = []
+                for action, *args in value or []:
+                    if action != 'add':
+                        return None
+                    targets.extend(args[0])
+            elif field._type == 'one2many' or hasattr(field, 'set'):
+                if value:
+                    return None
+            else:
+                row[fname] = value
+        result.append((row, relations))
+    names = {n for n, f in stored.items()
+        if f._type not in relation_types and not hasattr(f, 'set')}
+    missing = [n for n in names if any(n not in r for r, _ in result)]
+    defaults = Model._clean_defaults(
+        Model.default_get(missing, with_rec_name=False)) if missing else {}
+    used = set().union(*(r.keys() for r, _ in result)) | defaults.keys()
+    relation_names = set().union(*(rel.keys() for _, rel in result))
+    for row, relations in result:
+        for name in used - row.keys():
+            row[name] = defaults.get(name)
+        for name in row:
+            row[name] = stored[name].sql_format(row[name])
+        for name in relation_names - relations.keys():
+            relations[name] = []
+    return result
+
+
 def guarded(*from_states, error, message, field='state'):
     """Decorate a classmethod acting on records: lock them, then refuse any
     whose state is not in from_states, raising error(gettext(message,

@@ -17,7 +17,7 @@ from trytond.modules.course.tools import (
     allocate, check_dict, check_id, check_list, check_record, check_text,
     clear_cache, guarded, guarded_button, in_group, in_max,
     in_new_transaction, lock_rows, log_transitions, move_state, now,
-    round_amount, try_lock_rows)
+    round_amount, save_checked, try_lock_rows)
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval, Id, If
@@ -933,19 +933,36 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
             seconds=config.get_order_timeout())
         order.number = config.get_order_number(order.company)
         order.save()
-        # One create per model, whatever the number of lines
+        # One INSERT per model, whatever the number of lines; the lines and
+        # discounts come from the checks above, so they are not validated
+        # and read back one by one as create() would (save_checked)
         Line = pool.get('course.order.line')
         Discount = pool.get('course.order.discount')
         for line in checkout.lines:
             line.order = order
             line.amount = checkout.remaining[line]
             line.discount_amount = line.unit_price - line.amount
-        Line.save(checkout.lines)
         for discount, lines in zip(
                 checkout.discounts, checkout.discount_lines):
             discount.order = order
             discount.lines = lines
-        Discount.save(checkout.discounts)
+        cls.check_checkout_amounts(checkout)
+        save_checked(Line, checkout.lines)
+        save_checked(Discount, checkout.discounts)
+
+    @classmethod
+    def check_checkout_amounts(cls, checkout):
+        """The amounts of the lines and discounts to save are in the
+        currency's precision (what create's validation would check)"""
+        currency = checkout.order.currency
+        amounts = [a for l in checkout.lines
+            for a in (l.list_price, l.unit_price, l.amount,
+                l.discount_amount)]
+        amounts += [d.amount for d in checkout.discounts]
+        for amount in amounts:
+            if amount is None or round_amount(currency, amount) != amount:
+                raise ValueError(
+                    f"checkout amount {amount!r} not in {currency.code}")
 
     @classmethod
     def checkout_reserve(cls, checkout):

@@ -1,6 +1,7 @@
 import datetime as dt
 from decimal import Decimal
-from unittest.mock import patch
+from types import SimpleNamespace
+from unittest.mock import Mock, patch
 
 from trytond.exceptions import UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
@@ -449,6 +450,92 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(gift.end, end)
         self.assertEqual(gift2.end, end)
         self.assertEqual({gift.state, gift2.state}, {'live'})
+
+    @with_transaction()
+    def test_checkout_lines_saved_checked(self):
+        """The checkout's lines and discounts are inserted without create's
+        validation: the same rows, links and ids as save() gives them"""
+        pool = Pool()
+        Line = pool.get('course.order.line')
+        Discount = pool.get('course.order.discount')
+        cat = self.catalog()
+        Order = pool.get('course.order')
+        self.with_discount('100', lines=[0, 1])
+        saved = []
+        save = Line.save
+
+        def recorded_save(records):
+            saved.append(records)
+            return save(records)
+        with patch.object(Line, 'save', recorded_save):
+            order = checkout(cat.student, cat.course_a, cat.course_b,
+                cat.course_c)
+        self.assertEqual(saved, [])
+        Transaction().counter += 1  # read from the database
+        order = Order(order.id)
+        lines = Line.search([('order', '=', order.id)], order=[('id', 'ASC')])
+        self.assertEqual([l.course for l in lines],
+            [cat.course_a, cat.course_b, cat.course_c])
+        self.assertEqual([str(l.product) for l in lines],
+            [f'course.course,{c.id}'
+                for c in [cat.course_a, cat.course_b, cat.course_c]])
+        self.assertEqual(sum(l.amount for l in lines), order.payable_amount)
+        self.assertEqual(
+            [l.amount + l.discount_amount for l in lines],
+            [l.unit_price for l in lines])
+        self.assertTrue(all(l.create_uid and l.create_date for l in lines))
+        discount, = Discount.search([('order', '=', order.id)])
+        self.assertEqual(discount.amount, Decimal('100'))
+        self.assertEqual(set(discount.lines), set(lines[:2]))
+        self.assertEqual(
+            sum(l.discount_amount for l in lines), Decimal('100'))
+
+    @with_transaction()
+    def test_checkout_lines_saved_by_orm_with_trigger(self):
+        "A create trigger on order lines: the checkout saves them by save()"
+        pool = Pool()
+        Line = pool.get('course.order.line')
+        Trigger = pool.get('ir.trigger')
+        cat = self.catalog()
+        saved = []
+        save = Line.save
+
+        def recorded_save(records):
+            saved.append(list(records))
+            return save(records)
+        get_triggers = Trigger.get_triggers
+        trigger = Mock()
+
+        def triggers(model, mode):
+            if model == Line.__name__ and mode == 'create':
+                return [trigger]
+            return get_triggers(model, mode)
+        with patch.object(Line, 'save', recorded_save), \
+                patch.object(Trigger, 'get_triggers', triggers):
+            order = checkout(cat.student, cat.course_a, cat.course_b)
+        self.assertEqual(saved, [list(order.lines)])
+        (queued,), _ = trigger.queue_trigger_action.call_args
+        self.assertEqual(list(queued), list(order.lines))
+
+    @with_transaction()
+    def test_checkout_amounts_in_currency_precision(self):
+        "Lines or discounts with more digits than the currency are refused"
+        Order = Pool().get('course.order')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a)
+        line, = order.lines
+        good = SimpleNamespace(order=order, lines=[line], discounts=[])
+        Order.check_checkout_amounts(good)
+        bad_line = SimpleNamespace(
+            list_price=line.list_price, unit_price=line.unit_price,
+            amount=Decimal('0.001'), discount_amount=line.discount_amount)
+        with self.assertRaises(ValueError):
+            Order.check_checkout_amounts(SimpleNamespace(
+                    order=order, lines=[bad_line], discounts=[]))
+        with self.assertRaises(ValueError):
+            Order.check_checkout_amounts(SimpleNamespace(
+                    order=order, lines=[line],
+                    discounts=[SimpleNamespace(amount=Decimal('1.005'))]))
 
     @with_transaction()
     def test_pay_reads_enrollments_of_its_courses(self):
