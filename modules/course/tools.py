@@ -248,16 +248,17 @@ def insert_rows(Model, rows, stamp=True):
 
 def save_checked(Model, records):
     """Save new records of Model (unsaved instances) as ModelStorage.save
-    does, without what create() adds after the INSERT: the validation of
-    each record and the reading back it needs.
+    does, without the checks of each field create() makes after the INSERT
+    (required, domains, digits, selections: they read every record back).
 
     For server code that built the values from records it checked already
-    (the checkout's lines and discounts).  The values go through
-    preprocess_values and the model's defaults, Many2Many values add the
-    rows of their relation, check_modification and on_modification are
-    called and each record gets its id.  A model with create triggers, or
-    values only create() knows how to store (translations, other relation
-    commands), is saved by save().
+    (the checkout's lines and discounts, the enrollments of a paid order).
+    The values go through preprocess_values and the model's defaults,
+    Many2Many values add the rows of their relation; the model's own
+    validate (its rules and SQL constraints), check_modification and
+    on_modification are called and each record gets its id.  A model with
+    create triggers, or values only create() knows how to store
+    (translations, other relation commands), is saved by save().
     """
     from trytond.model.modelstorage import local_cache
     from trytond.pool import Pool
@@ -292,6 +293,7 @@ def save_checked(Model, records):
         record._ids.append(id_)
     transaction.create_records[Model.__name__].extend(ids)
     saved = Model.browse(ids)
+    Model.validate(saved)
     Model.check_modification('create', saved, external=False)
     Model.on_modification('create', saved)
 

@@ -1138,7 +1138,10 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         start = now()
         enrollments = [
             e for l in lines for e in l.get_enrollments(live, start)]
-        Enrollment.save(enrollments)
+        # The new ones built from the paid lines: inserted without the
+        # checks of each field (their validate still runs)
+        save_checked(Enrollment, [e for e in enrollments if e.id is None])
+        Enrollment.save([e for e in enrollments if e.id is not None])
         Line.save(lines)  # the extensions they recorded
 
     @classmethod

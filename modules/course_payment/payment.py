@@ -27,7 +27,7 @@ from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_caller, check_record, company_language, lock_all_rows, lock_rows,
-    now, states_said)
+    now, save_checked, states_said)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -249,15 +249,12 @@ class Payment(
         (direction 'in' or 'out'); return it.  Provider modules call it
         for every message in and out."""
         Message = Pool().get('course.payment.message')
-        with without_check_access():
-            message, = Message.create([{
-                        'payment': int(payment),
-                        'direction': direction,
-                        'api': api,
-                        'payload': dump(payload),
-                        'verified': bool(verified),
-                        'date': now(),
-                        }])
+        message = Message(
+            payment=int(payment), direction=direction, api=api,
+            payload=dump(payload), verified=bool(verified), date=now())
+        # A record of what was exchanged, made here from checked values:
+        # not validated and read back field by field
+        save_checked(Message, [message])
         return message
 
     # ---- Entry points ------------------------------------------------------
