@@ -283,8 +283,11 @@ class Dispatcher:
 
     def execute(self, method, call, params):
         from .session import authenticate, storefront_company
-        call.company = storefront_company()
-        with Transaction().set_context(company=call.company.id):
+        company = storefront_company()
+        with Transaction().set_context(company=company.id):
+            # Made in the call's context: the records the call reads share
+            # its cache (a company made outside would read it again)
+            call.company = type(company)(company.id)
             if call.token or method.auth:
                 authenticate(call, required=method.auth)
                 if call.party is not None:
