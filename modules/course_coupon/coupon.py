@@ -6,13 +6,14 @@ import re
 from collections import namedtuple
 from decimal import Decimal, InvalidOperation
 
-from sql import Null
+from sql import Column, Null
 from sql.aggregate import Count, Sum
 from sql.conditionals import Case
 
 from trytond.i18n import gettext
 from trytond.model import (
     Check, DeactivableMixin, ModelSQL, ModelView, fields)
+from trytond.model.modelstorage import local_cache
 from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
@@ -529,12 +530,31 @@ class Coupon(
     def scope_ids(self):
         "The ids of the directions, categories or courses of the scope"
         if self.scope == 'direction':
-            return {d.id for d in self.directions}
+            return self.relation_ids('directions')
         if self.scope == 'category':
-            return {c.id for c in self.categories}
+            return self.relation_ids('categories')
         if self.scope == 'course':
-            return {c.id for c in self.courses}
+            return self.relation_ids('courses')
         return set()
+
+    def relation_ids(self, name):
+        """The ids of the Many2Many name's targets.
+
+        A stored coupon's are selected from the relation table: the field's
+        getter orders them by their target (a join and a sort for a set
+        only asked whether it holds a course).  A coupon not saved, or
+        holding unsaved values of name, answers from its values."""
+        if (self.id is None or self.id < 0
+                or (self._values is not None and name in self._values)):
+            return {r.id for r in getattr(self, name)}
+        field = self._fields[name]
+        table = field.get_relation().__table__()
+        origin = Column(table, field.origin)
+        target = Column(table, field.target)
+        cursor = Transaction().connection.cursor()
+        cursor.execute(*table.select(target,
+                where=(origin == self.id) & (target != Null)))
+        return {i for i, in cursor}
 
     def covers(self, course, scope_ids=None):
         "Whether the course is in the coupon's scope"
@@ -673,12 +693,17 @@ class Coupon(
             except CouponError:
                 plans[coupon.id] = None
         result = []
-        # One transaction cache for all: each Grant() would look it up
-        cache = Transaction().get_cache()
+        # One transaction cache and one record cache for all, as browse()
+        # gives (each Grant() would look the first up and make the second),
+        # without browse's batch of ids (checked by each record)
+        transaction = Transaction()
+        cache = transaction.get_cache()
+        records = local_cache(Grant, transaction)
         for grant_id, coupon_id in rows:
             if plans[coupon_id] is not None:
                 targets, amount = plans[coupon_id]
-                grant = Grant(grant_id, _transaction_cache=cache)
+                grant = Grant(grant_id, _transaction=transaction,
+                    _transaction_cache=cache, _local_cache=records)
                 result.append(Usable(
                         grant, coupons[coupon_id], list(targets), amount))
         return result

@@ -30,7 +30,7 @@ class Coupon(metaclass=PoolMeta):
     @property
     def scope_ids(self):
         if self.scope == 'degree':
-            return {d.id for d in self.degrees}
+            return self.relation_ids('degrees')
         return super().scope_ids
 
     def covers(self, course, scope_ids=None):

@@ -210,6 +210,30 @@ class CourseCouponTestCase(CompanyTestMixin, ModuleTestCase):
         self.assertEqual(order.payable_amount, D('270.00'))
 
     @with_transaction()
+    def test_scope_ids_stored_and_unsaved(self):
+        "The scope of a stored coupon is its relation rows; an unsaved one's its values"
+        pool = Pool()
+        Coupon = pool.get('course.coupon')
+        cat = self.catalog()
+        coupon = create_coupon(
+            cat.company, '-30', scope='course',
+            courses=[cat.course_a, cat.course_b])
+        stored = Coupon(coupon.id)
+        self.assertEqual(
+            stored.scope_ids, {cat.course_a.id, cat.course_b.id})
+        # The coupon's courses changed in memory, not saved: its values
+        stored.courses = [cat.course_c]
+        self.assertEqual(stored.scope_ids, {cat.course_c.id})
+        self.assertFalse(stored.covers(cat.course_a))
+        Coupon.write([coupon], {
+                'courses': [('remove', [cat.course_a.id])]})
+        self.assertEqual(Coupon(coupon.id).scope_ids, {cat.course_b.id})
+        unsaved = Coupon(scope='category', categories=[cat.course_a.category])
+        self.assertEqual(unsaved.scope_ids, {cat.course_a.category.id})
+        self.assertTrue(unsaved.covers(cat.course_a))
+        self.assertEqual(Coupon(scope='general').scope_ids, set())
+
+    @with_transaction()
     def test_activity_never_target(self):
         "A course with an activity price is never the target"
         cat = self.catalog()
