@@ -20,6 +20,7 @@ from trytond import backend
 from trytond.i18n import gettext
 from trytond.model import Index, ModelSQL, ModelView, fields
 from trytond.modules.course.course import CompanyMixin
+from trytond.modules.course.exceptions import InputError
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_amount, check_caller, check_id, company_language, in_group, in_max,
@@ -268,7 +269,7 @@ class MentorMovement(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
                     'course_degree.msg_withdraw_amount_invalid'))
         try:
             amount = check_amount(amount, 'amount', currency, minimum=None)
-        except Exception:
+        except InputError:
             raise MentorError(gettext(
                     'course_degree.msg_withdraw_amount_invalid'))
         if amount <= 0:
