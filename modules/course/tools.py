@@ -213,7 +213,6 @@ def insert_rows(Model, rows, stamp=True):
     from sql import Column
 
     from trytond import backend
-    from trytond.tools import grouped_slice
     from trytond.transaction import Transaction
     if not rows:
         return []
@@ -227,23 +226,35 @@ def insert_rows(Model, rows, stamp=True):
         names += ['create_uid', 'create_date']
         for row in values:
             row += [transaction.user, now()]
-    ids = database.nextid(
-        transaction.connection, Model._table, count=len(rows))
-    if ids is None:  # SQLite: no sequences, one row at a time
-        columns = [Column(table, n) for n in names]
-        ids = []
-        for row in values:
-            cursor.execute(*table.insert(columns, [row]))
-            ids.append(database.lastid(cursor))
-        return ids
-    if isinstance(ids, int):
-        ids = [ids]
-    columns = [Column(table, n) for n in names + ['id']]
-    values = [row + [i] for row, i in zip(values, ids)]
+    if backend.name == 'postgresql':
+        return _insert_returning(cursor, table, names, values)
+    # SQLite: no sequences, one row at a time
+    columns = [Column(table, n) for n in names]
+    ids = []
+    for row in values:
+        cursor.execute(*table.insert(columns, [row]))
+        ids.append(database.lastid(cursor))
+    return ids
+
+
+def _insert_returning(cursor, table, names, values):
+    """Insert values by multi-row INSERTs that take their ids from the
+    table's sequence and return them: one statement per chunk, not a
+    nextval query first.  The sequence numbers the rows of a VALUES list in
+    order, so the ids sorted are those of the rows in order whatever order
+    RETURNING lists them in."""
+    from sql import Column
+
+    from trytond import backend
+    from trytond.tools import grouped_slice
+    columns = [Column(table, n) for n in names]
     size = backend.MAX_QUERY_PARAMS // len(columns)
+    ids = []
     for chunk in grouped_slice(values, size):
-        cursor.execute(*table.insert(columns, list(chunk)))
-    return list(ids)
+        cursor.execute(*table.insert(
+                columns, list(chunk), returning=[table.id]))
+        ids.extend(sorted(i for i, in cursor))
+    return ids
 
 
 def save_checked(Model, records):
@@ -345,6 +356,123 @@ def _checked_rows(Model, records):
         for name in relation_names - relations.keys():
             relations[name] = []
     return result
+
+
+def write_checked(Model, records, values):
+    """Write values on records as ModelStorage.write does, by one UPDATE
+    per slice, without the checks of each field write() makes by reading
+    the records before and after (domain rules, required, domains).
+
+    For server code writing values it decided (a workflow's state and
+    dates).  preprocess_values, check_modification, on_write, the model's
+    validate and on_modification are called and the caches cleared.  A
+    user's call (access checked), a model with write triggers or history,
+    a value only write() knows how to store (translated, function or
+    relation fields) or one a SQL constraint of the model holds is written
+    by write(), which turns a violation into its message.
+    """
+    from sql.functions import CurrentTimestamp
+
+    from trytond.pool import Pool
+    from trytond.tools import grouped_slice, reduce_ids
+    from trytond.transaction import Transaction
+    records = list(records)
+    if not records:
+        return
+    transaction = Transaction()
+    Trigger = Pool().get('ir.trigger')
+    values = Model.preprocess_values('write', values)
+    if (transaction.check_access or Model._history
+            or transaction.context.get('_log')
+            or not _plain_columns(Model, values)
+            or Trigger.get_triggers(Model.__name__, 'write')):
+        Model.write(records, values)
+        return
+    Model.check_modification('write', records, values, external=False)
+    on_write = Model.on_write(records, values)
+    ids = [r.id for r in records]
+    table = Model.__table__()
+    columns = [getattr(table, n) for n in values] + [
+        table.write_uid, table.write_date]
+    row = [Model._fields[n].sql_format(v) for n, v in values.items()] + [
+        transaction.user, CurrentTimestamp()]
+    cursor = transaction.connection.cursor()
+    for sub_ids in grouped_slice(ids, in_max()):
+        cursor.execute(*table.update(
+                columns, row, where=reduce_ids(table.id, sub_ids)))
+    clear_cache(Model, ids)
+    for record in records:
+        record._local_cache.pop(record.id, None)
+    saved = Model.browse(ids)
+    Model.validate(saved)
+    Model.on_modification('write', saved, set(values))
+    for meth in on_write:
+        meth()
+
+
+def _plain_columns(Model, values):
+    """values are of stored, untranslated, non-relational fields that no
+    SQL constraint of Model holds (write_checked can UPDATE them)"""
+    from trytond.model import fields
+    from trytond.model.modelsql import Check, Unique
+    constrained = set()
+    for _, constraint, _ in Model._sql_constraints:
+        if isinstance(constraint, Unique):
+            constrained.update(_column_names(constraint.columns))
+        elif isinstance(constraint, Check):
+            constrained.update(_column_names([constraint.expression]))
+        else:  # an Exclude: not looked into
+            return False
+    for name in values:
+        field = Model._fields.get(name)
+        if (field is None or isinstance(field, fields.Function)
+                or hasattr(field, 'set') or getattr(field, 'translate', False)
+                or field._type in {'one2many', 'many2many'}
+                or name in constrained):
+            return False
+    return True
+
+
+def _column_names(expressions):
+    "The names of the columns python-sql expressions refer to"
+    from sql import Column
+    names = set()
+    for expression in expressions:
+        if isinstance(expression, Column):
+            names.add(expression.name)
+        else:
+            names.update(_column_names(
+                    getattr(expression, '_operands', None)
+                    or getattr(expression, 'args', None) or []))
+    return names
+
+
+def checked_transition(state, field='state'):
+    """Workflow.transition(state) for server code: the records that may go
+    to state are passed to the decorated method, then moved by
+    write_checked and their transitions logged by one INSERT
+    (log_transitions) instead of the ORM's write and a log record each."""
+    def decorator(func):
+        @wraps(func)
+        def wrapper(cls, records, *args, **kwargs):
+            assert len(records) == len(set(records)), "Duplicate records"
+            filtered, before = [], {}
+            for record in records:
+                current = getattr(record, field)
+                if (current, state) in cls._transitions:
+                    filtered.append(record)
+                    if current != state:
+                        before[record] = current
+            result = func(cls, filtered, *args, **kwargs)
+            # Those the method moved elsewhere already are left alone
+            to_update = [r for r, current in before.items()
+                if getattr(r, field) == current]
+            if to_update:
+                write_checked(cls, to_update, {field: state})
+                log_transitions(cls, to_update, state, field=field)
+            return result
+        return wrapper
+    return decorator
 
 
 def guarded(*from_states, error, message, field='state'):

@@ -15,9 +15,9 @@ from trytond.model import (
     Index, ModelSQL, ModelView, Unique, Workflow, fields)
 from trytond.modules.course.tools import (
     allocate, check_dict, check_id, check_list, check_record, check_text,
-    clear_cache, guarded, guarded_button, in_group, in_max,
-    in_new_transaction, lock_rows, log_transitions, move_state, now,
-    round_amount, save_checked, try_lock_rows)
+    checked_transition, clear_cache, guarded, guarded_button, in_group,
+    in_max, in_new_transaction, lock_rows, log_transitions, move_state, now,
+    round_amount, save_checked, try_lock_rows, write_checked)
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.pool import Pool
 from trytond.pyson import Eval, Id, If
@@ -127,6 +127,8 @@ class Checkout:
         self.lines = []
         self.discounts = []
         self.discount_lines = []
+        # {kind: amount} of the discounts, as add_discount applied them
+        self.discount_totals = {}
         self.families = set()
         self.remaining = {}
         self._namespaces = {}
@@ -174,6 +176,8 @@ class Checkout:
             origin=origin, sequence=len(self.discounts) + 1)
         self.discounts.append(discount)
         self.discount_lines.append(list(lines))
+        self.discount_totals[kind] = (
+            self.discount_totals.get(kind, Decimal(0)) + amount)
         return discount
 
 
@@ -626,6 +630,14 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         without access checks (they write what no user may write).  The
         contract is in doc/reference.rst.
         """
+        return cls.checkout_run(party, items, pay_method, options).order
+
+    @classmethod
+    def checkout_run(cls, party, items, pay_method='manual', options=None):
+        """Do what checkout() does and return its Checkout: the saved
+        order, with the lines, discounts and discount_totals it was saved
+        with, for a caller that answers from them instead of reading them
+        back (the storefront's order.create).  Not in __rpc__."""
         pool = Pool()
         Party = pool.get('party.party')
         ModelAccess = pool.get('ir.model.access')
@@ -648,7 +660,7 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
             cls.checkout_create(checkout)
             cls.checkout_reserve(checkout)
             cls.checkout_pay(checkout)
-        return checkout.order
+        return checkout
 
     @classmethod
     def checkout_preview(cls, party, items, options=None):
@@ -885,14 +897,20 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
 
     @classmethod
     def check_not_pending(cls, party, courses):
+        "No course of courses is in an unpaid order of party"
         Line = Pool().get('course.order.line')
-        pending = Line.search([
-                ('order.party', '=', party.id),
-                ('order.state', '=', 'unpaid'),
-                ('course', 'in', [c.id for c in courses]),
-                ], limit=1)
-        if pending:
-            line, = pending
+        line, order = Line.__table__(), cls.__table__()
+        cursor = Transaction().connection.cursor()
+        # One joined SELECT: it runs in every checkout
+        cursor.execute(*line.join(order, condition=line.order == order.id
+                ).select(line.id,
+                where=(order.party == party.id)
+                & (order.state == 'unpaid')
+                & reduce_ids(line.course, [c.id for c in courses]),
+                limit=1))
+        row = cursor.fetchone()
+        if row:
+            line = Line(row[0])
             raise CheckoutError(gettext(
                     'course_order.msg_checkout_course_pending',
                     course=line.course.rec_name,
@@ -1073,9 +1091,11 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         return to_pay
 
     @classmethod
-    @Workflow.transition('paid')
+    @checked_transition('paid')
     def _pay(cls, orders):
-        cls.write(orders, {'paid_at': now()})
+        # Every paid order goes through here: one UPDATE each for the date
+        # and the state, not write()'s reads before and after
+        write_checked(cls, orders, {'paid_at': now()})
         cls.fulfil(orders)
 
     @classmethod

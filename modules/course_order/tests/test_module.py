@@ -491,6 +491,103 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
             sum(l.discount_amount for l in lines), Decimal('100'))
 
     @with_transaction()
+    def test_checkout_run_records_saved(self):
+        """checkout_run gives the checkout it saved: each line record has
+        the id of its row, and discount_totals what the discounts took"""
+        pool = Pool()
+        Line = pool.get('course.order.line')
+        Order = pool.get('course.order')
+        cat = self.catalog()
+        self.with_discount('100', lines=[0, 1])
+        courses = [cat.course_c, cat.course_a, cat.course_b]
+        run = Order.checkout_run(
+            cat.student.id, [{'course': c.id} for c in courses], 'manual')
+        in_memory = {l.id: l.course for l in run.lines}
+        Transaction().counter += 1  # read from the database
+        self.assertEqual(
+            {l.id: l.course for l in Line.browse(list(in_memory))},
+            in_memory)
+        self.assertEqual([in_memory[l.id] for l in run.lines], courses)
+        self.assertEqual(run.discount_totals, {None: Decimal('100')})
+        self.assertEqual(
+            sum(d.amount for d in Order(run.order.id).discounts),
+            Decimal('100'))
+
+    @with_transaction()
+    def test_pay_written_checked(self):
+        """Paying writes the date and the state by one UPDATE each, not by
+        write(), and logs the transition as the workflow does"""
+        pool = Pool()
+        Order = pool.get('course.order')
+        Log = pool.get('ir.model.log')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a)
+        writes = []
+        write = Order.write
+
+        def recorded_write(*args):
+            writes.append(args)
+            return write(*args)
+        with patch.object(Order, 'write', recorded_write):
+            Order.pay([order])
+        self.assertEqual(writes, [])
+        Transaction().counter += 1
+        order = Order(order.id)
+        self.assertEqual(order.state, 'paid')
+        self.assertTrue(order.paid_at)
+        self.assertEqual(len(order.enrollments), 1)
+        log, = Log.search([
+                ('resource', '=', str(order)), ('event', '=', 'transition')])
+        self.assertEqual(
+            (log.target, log.user.id), ('state:paid', Transaction().user))
+
+    @with_transaction()
+    def test_pay_written_by_orm_with_trigger(self):
+        "A write trigger on orders: paying writes them by write()"
+        pool = Pool()
+        Order = pool.get('course.order')
+        Trigger = pool.get('ir.trigger')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a)
+        get_triggers = Trigger.get_triggers
+        trigger = Mock()
+        trigger.eval.return_value = False
+
+        def triggers(model, mode):
+            if model == Order.__name__ and mode == 'write':
+                return [trigger]
+            return get_triggers(model, mode)
+        writes = []
+        write = Order.write
+
+        def recorded_write(*args):
+            writes.append(args[1])
+            return write(*args)
+        with patch.object(Order, 'write', recorded_write), \
+                patch.object(Trigger, 'get_triggers', triggers), \
+                patch.object(Trigger, 'eval', lambda t, r: False):
+            Order.pay([order])
+        self.assertEqual(
+            [set(v) for v in writes], [{'paid_at'}, {'state'}])
+        self.assertEqual(trigger.queue_trigger_action.call_count, 2)
+        self.assertEqual(Order(order.id).state, 'paid')
+
+    @with_transaction()
+    def test_write_checked_columns(self):
+        """write_checked UPDATEs plain stored columns only: a column a SQL
+        constraint holds, a relation or a function field goes by write()"""
+        from trytond.modules.course.tools import _plain_columns
+        Order = Pool().get('course.order')
+        self.assertTrue(_plain_columns(Order, {'paid_at': None}))
+        self.assertTrue(_plain_columns(Order, {'state': 'paid'}))
+        # company, number: the unique number of each company
+        self.assertFalse(_plain_columns(Order, {'number': 'X'}))
+        self.assertFalse(_plain_columns(Order, {'company': 1}))
+        self.assertFalse(_plain_columns(Order, {'lines': []}))
+        self.assertFalse(_plain_columns(Order, {'title': 'x'}))
+        self.assertFalse(_plain_columns(Order, {'nothing': 1}))
+
+    @with_transaction()
     def test_checkout_lines_saved_by_orm_with_trigger(self):
         "A create trigger on order lines: the checkout saves them by save()"
         pool = Pool()

@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import Annotated
 
 from trytond.i18n import gettext
+from trytond.modules.course.tools import now
 from trytond.pool import Pool
 
 from ..cartstore import cart_store
@@ -187,8 +188,7 @@ def checkout_options(call, params):
 
 
 def discount_of(checkout, kind):
-    return sum((d.amount for d in checkout.discounts if d.kind == kind),
-        Decimal(0))
+    return checkout.discount_totals.get(kind, Decimal(0))
 
 
 def usable_coupons_json(usable, currency):
@@ -236,12 +236,13 @@ def create(call, params):
     leave the cart once the order is committed.  With degree, the order is
     of that program (with degree_option) alone and the cart stays.  With expect_payable (what
     the student saw), a different payable creates nothing."""
-    from .order import orders_json
+    from .order import order_head_json
     Order = Pool().get('course.order')
     items = selected_items(call, params)
-    order = Order.checkout(
+    checkout = Order.checkout_run(
         call.party.id, items, params.pay_method,
         checkout_options(call, params))
+    order = checkout.order
     currency = call.company.currency
     if params.expect_payable is not None:
         expected = currency.round(Decimal(params.expect_payable))
@@ -255,7 +256,7 @@ def create(call, params):
     courses = [i['course'] for i in items if 'course' in i]
     if courses:
         cart_store(call).remove(call.user, courses, after_commit_only=True)
-    full, = orders_json(call, [order])
-    return {k: full[k] for k in CreatedResult.model_fields}
+    # From what the checkout saved: nothing read back
+    return order_head_json(call, order, checkout.discount_totals, now())
 
 

@@ -96,42 +96,49 @@ def discount_totals(order):
     return totals
 
 
+def order_head_json(call, order, totals, at):
+    """The amounts and dates of an order (what order.create answers);
+    totals is {kind: amount} of its discounts"""
+    currency = call.company.currency
+    # The order a later order.pay/cancel/sync locks: at its start
+    remember_order(call.database, call.party.id, order.number, order.id)
+    timeout = None
+    if order.state == 'unpaid' and order.pay_deadline:
+        timeout = max(0, int((order.pay_deadline - at).total_seconds()))
+    return {
+        'number': order.number,
+        'state': order.state,
+        'total': money(order.total_amount, currency),
+        'coupon_discount': money(
+            totals.get('coupon', Decimal(0)), currency),
+        'credit_discount': money(
+            totals.get('credit', Decimal(0)), currency),
+        'payable': money(order.payable_amount, currency),
+        'pay_deadline': when(order.pay_deadline, call.company),
+        'timeout_seconds': timeout,
+        }
+
+
 def orders_json(call, orders):
     from .checkout import line_json
     currency = call.company.currency
     at = now()
     result = []
     for order in orders:
-        # The order a later order.pay/cancel/sync locks: at its start
-        remember_order(call.database, call.party.id, order.number, order.id)
-        totals = discount_totals(order)
         lines = order.lines
-        timeout = None
-        if order.state == 'unpaid' and order.pay_deadline:
-            timeout = max(0, int((order.pay_deadline - at).total_seconds()))
-        result.append({
-                'number': order.number,
-                'state': order.state,
-                'title': order.title_of(lines) or '',
-                'pay_method': order.pay_method,
-                'total': money(order.total_amount, currency),
-                'coupon_discount': money(
-                    totals.get('coupon', Decimal(0)), currency),
-                'credit_discount': money(
-                    totals.get('credit', Decimal(0)), currency),
-                'discount': money(order.discount_amount, currency),
-                'payable': money(order.payable_amount, currency),
-                'created_at': when(order.create_date, call.company),
-                'pay_deadline': when(order.pay_deadline, call.company),
-                'timeout_seconds': timeout,
-                'paid_at': when(order.paid_at, call.company),
-                'cancelled_at': when(order.cancelled_at, call.company),
-                'refunded_at': when(order.refunded_at, call.company),
-                'lines': [dict(line_json(l, currency, l.amount),
+        result.append(dict(order_head_json(
+                    call, order, discount_totals(order), at),
+                title=order.title_of(lines) or '',
+                pay_method=order.pay_method,
+                discount=money(order.discount_amount, currency),
+                created_at=when(order.create_date, call.company),
+                paid_at=when(order.paid_at, call.company),
+                cancelled_at=when(order.cancelled_at, call.company),
+                refunded_at=when(order.refunded_at, call.company),
+                lines=[dict(line_json(l, currency, l.amount),
                         name=l.rec_name,
                         discount=money(l.discount_amount, currency))
-                    for l in lines],
-                })
+                    for l in lines]))
     return result
 
 
