@@ -266,8 +266,9 @@ def save_checked(Model, records):
     (the checkout's lines and discounts, the enrollments of a paid order).
     The values go through preprocess_values and the model's defaults,
     Many2Many values add the rows of their relation; the model's own
-    validate (its rules and SQL constraints), check_modification and
-    on_modification are called and each record gets its id.  A model with
+    validate and validate_fields (its rules; the SQL constraints hold in
+    the database), check_modification and on_modification are called and
+    each record gets its id.  A model with
     create triggers, or values only create() knows how to store
     (translations, other relation commands), is saved by save().
     """
@@ -305,6 +306,7 @@ def save_checked(Model, records):
     transaction.create_records[Model.__name__].extend(ids)
     saved = Model.browse(ids)
     Model.validate(saved)
+    Model.validate_fields(saved, set(Model._fields))
     Model.check_modification('create', saved, external=False)
     Model.on_modification('create', saved)
 
@@ -365,11 +367,13 @@ def write_checked(Model, records, values):
 
     For server code writing values it decided (a workflow's state and
     dates).  preprocess_values, check_modification, on_write, the model's
-    validate and on_modification are called and the caches cleared.  A
-    user's call (access checked), a model with write triggers or history,
-    a value only write() knows how to store (translated, function or
-    relation fields) or one a SQL constraint of the model holds is written
-    by write(), which turns a violation into its message.
+    validate and validate_fields and on_modification are called and the
+    caches cleared.  A user's call (access checked), records whose client
+    timestamp is still to check (the context's _timestamp), a model with
+    write triggers or history, a value only write() knows how to store
+    (translated, function or relation fields) or one a SQL constraint of
+    the model holds is written by write(), which turns a violation into
+    its message.
     """
     from sql.functions import CurrentTimestamp
 
@@ -382,7 +386,10 @@ def write_checked(Model, records, values):
     transaction = Transaction()
     Trigger = Pool().get('ir.trigger')
     values = Model.preprocess_values('write', values)
-    if (transaction.check_access or Model._history
+    # A client's timestamp of a record is checked (and used up) by write()
+    timestamped = transaction.timestamp and any(
+        f'{Model.__name__},{r.id}' in transaction.timestamp for r in records)
+    if (transaction.check_access or Model._history or timestamped
             or transaction.context.get('_log')
             or not _plain_columns(Model, values)
             or Trigger.get_triggers(Model.__name__, 'write')):
@@ -405,6 +412,7 @@ def write_checked(Model, records, values):
         record._local_cache.pop(record.id, None)
     saved = Model.browse(ids)
     Model.validate(saved)
+    Model.validate_fields(saved, set(values))
     Model.on_modification('write', saved, set(values))
     for meth in on_write:
         meth()

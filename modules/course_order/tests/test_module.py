@@ -3,7 +3,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from unittest.mock import Mock, patch
 
-from trytond.exceptions import UserError
+from trytond.exceptions import ConcurrencyException, UserError
 from trytond.modules.company.tests import CompanyTestMixin, create_company
 from trytond.modules.course.tests.tools import (
     create_activity, create_catalog, set_company_language)
@@ -522,15 +522,24 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
         Log = pool.get('ir.model.log')
         cat = self.catalog()
         order = checkout(cat.student, cat.course_a)
-        writes = []
+        writes, validated = [], []
         write = Order.write
+        validate_fields = Order.validate_fields
 
         def recorded_write(*args):
             writes.append(args)
             return write(*args)
-        with patch.object(Order, 'write', recorded_write):
+
+        def recorded_validate_fields(orders, field_names):
+            validated.append(set(field_names))
+            return validate_fields(orders, field_names)
+        with patch.object(Order, 'write', recorded_write), \
+                patch.object(Order, 'validate_fields',
+                    recorded_validate_fields):
             Order.pay([order])
         self.assertEqual(writes, [])
+        # The model's field rules still run on what was written
+        self.assertEqual(validated, [{'paid_at'}, {'state'}])
         Transaction().counter += 1
         order = Order(order.id)
         self.assertEqual(order.state, 'paid')
@@ -540,6 +549,31 @@ class CourseOrderTestCase(CompanyTestMixin, ModuleTestCase):
                 ('resource', '=', str(order)), ('event', '=', 'transition')])
         self.assertEqual(
             (log.target, log.user.id), ('state:paid', Transaction().user))
+
+    @with_transaction()
+    def test_confirm_payment_with_client_timestamp(self):
+        """A client's button sends the order's timestamp: paying checks it
+        once, as write() does, and the writes after it go through"""
+        Order = Pool().get('course.order')
+        cat = self.catalog()
+        order = checkout(cat.student, cat.course_a)
+        # As saved in an earlier transaction: a write now changes the stamp
+        table = Order.__table__()
+        transaction = Transaction()
+        transaction.connection.cursor().execute(*table.update(
+                [table.write_date], [dt.datetime(2020, 1, 1)],
+                where=table.id == order.id))
+        timestamp, = Order.read([order.id], ['_timestamp'])
+        transaction.timestamp[str(order)] = timestamp['_timestamp']
+        Order.confirm_payment([order])
+        self.assertEqual(transaction.timestamp, {})
+        self.assertEqual(Order(order.id).state, 'paid')
+
+        # A stale one is refused
+        other = checkout(cat.student, cat.course_b)
+        transaction.timestamp[str(other)] = '1'
+        with self.assertRaises(ConcurrencyException):
+            Order.confirm_payment([other])
 
     @with_transaction()
     def test_pay_written_by_orm_with_trigger(self):

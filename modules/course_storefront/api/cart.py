@@ -55,18 +55,26 @@ class OptionParams(Params):
     option: Optional[Id]
 
 
-def cart_items(call):
-    """[(CartItem, course, option)] of the cart whose course is still on
-    sale (the others are left out), records read in one query each"""
-    pool = Pool()
-    Course = pool.get('course.course')
-    Option = pool.get('course.course.option')
-    items = cart_store(call).items(call.user)
-    courses = {c.id: c for c in Course.search([
-                ('id', 'in', [i.course for i in items]),
+def courses_on_sale(call, ids):
+    "{id: course} of the courses of ids on sale, read in one query"
+    Course = Pool().get('course.course')
+    return {c.id: c for c in Course.search([
+                ('id', 'in', list(ids)),
                 ('published', '=', True),
                 ('company', '=', call.company.id),
                 ])}
+
+
+def cart_items(call, on_sale=None):
+    """[(CartItem, course, option)] of the cart whose course is still on
+    sale (the others are left out), records read in one query each;
+    on_sale: {id: course} of the courses on sale when the caller read them
+    already (it holds every course of the cart that is on sale)"""
+    Option = Pool().get('course.course.option')
+    items = cart_store(call).items(call.user)
+    courses = on_sale if on_sale is not None else courses_on_sale(
+        call, {i.course for i in items})
+    # Searched even without options: the same statements for any cart
     options = {o.id: o for o in Option.search(
             [('id', 'in', [i.option for i in items if i.option])])}
     result = []
@@ -80,9 +88,9 @@ def cart_items(call):
     return result
 
 
-def cart_json(call):
+def cart_json(call, on_sale=None):
     Course = Pool().get('course.course')
-    rows = cart_items(call)
+    rows = cart_items(call, on_sale)
     prices = Course.get_sale_prices([(c, o) for _, c, o in rows])
     # The names in one read: a course's name (translated) is not among the
     # columns its search fetched, and reading it record by record costs a
@@ -107,17 +115,14 @@ def cart_json(call):
     return {'items': items, 'selected_total': money(total, currency)}
 
 
-def course_on_sale(call, course_id):
-    Course = Pool().get('course.course')
-    courses = Course.search([
-            ('id', '=', course_id),
-            ('published', '=', True),
-            ('company', '=', call.company.id),
-            ])
-    if not courses:
+def course_on_sale(call, course_id, on_sale=None):
+    "The course of course_id on sale (looked up in on_sale when given)"
+    if on_sale is None:
+        on_sale = courses_on_sale(call, [course_id])
+    if course_id not in on_sale:
         raise not_found(gettext(
                 'course_storefront.msg_course_not_found', id=course_id))
-    return courses[0]
+    return on_sale[course_id]
 
 
 def option_of(course, option_id):
@@ -154,18 +159,21 @@ def add(call, params):
     """Put a course (with an option) in the cart, selected; refused when
     the student owns it or it is not on sale"""
     Order = Pool().get('course.order')
-    course = course_on_sale(call, params.course)
+    store = cart_store(call)
+    items = store.items(call.user)
+    # The course and those of the cart in one query: the answer lists them
+    on_sale = courses_on_sale(
+        call, {i.course for i in items} | {params.course})
+    course = course_on_sale(call, params.course, on_sale)
     option = option_of(course, params.option)
     with Transaction().set_context(_check_access=False):
         Order.check_not_owned(call.party, [course])
-    store = cart_store(call)
-    items = store.items(call.user)
     if (len(items) >= MAX_ITEMS
             and course.id not in {i.course for i in items}):
         raise refused('cart.full', gettext(
                 'course_storefront.msg_cart_full', maximum=MAX_ITEMS))
     store.put(call.user, course.id, option.id if option else None)
-    return cart_json(call)
+    return cart_json(call, on_sale)
 
 
 @method('cart.remove', CourseParams, CartResult,
