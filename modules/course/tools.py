@@ -375,10 +375,9 @@ def write_checked(Model, records, values):
     the model holds is written by write(), which turns a violation into
     its message.
     """
-    from sql.functions import CurrentTimestamp
+    from sql import Literal
 
     from trytond.pool import Pool
-    from trytond.tools import grouped_slice, reduce_ids
     from trytond.transaction import Transaction
     records = list(records)
     if not records:
@@ -398,16 +397,8 @@ def write_checked(Model, records, values):
     Model.check_modification('write', records, values, external=False)
     on_write = Model.on_write(records, values)
     ids = [r.id for r in records]
-    table = Model.__table__()
-    columns = [getattr(table, n) for n in values] + [
-        table.write_uid, table.write_date]
-    row = [Model._fields[n].sql_format(v) for n, v in values.items()] + [
-        transaction.user, CurrentTimestamp()]
-    cursor = transaction.connection.cursor()
-    for sub_ids in grouped_slice(ids, in_max()):
-        cursor.execute(*table.update(
-                columns, row, where=reduce_ids(table.id, sub_ids)))
-    clear_cache(Model, ids)
+    move_state(Model, ids, lambda t: Literal(True), {
+            n: Model._fields[n].sql_format(v) for n, v in values.items()})
     for record in records:
         record._local_cache.pop(record.id, None)
     saved = Model.browse(ids)

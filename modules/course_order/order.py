@@ -899,14 +899,15 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
     def check_not_pending(cls, party, courses):
         "No course of courses is in an unpaid order of party"
         Line = Pool().get('course.order.line')
-        line, order = Line.__table__(), cls.__table__()
+        line_table, order_table = Line.__table__(), cls.__table__()
         cursor = Transaction().connection.cursor()
         # One joined SELECT: it runs in every checkout
-        cursor.execute(*line.join(order, condition=line.order == order.id
-                ).select(line.id,
-                where=(order.party == party.id)
-                & (order.state == 'unpaid')
-                & reduce_ids(line.course, [c.id for c in courses]),
+        cursor.execute(*line_table.join(order_table,
+                condition=line_table.order == order_table.id
+                ).select(line_table.id,
+                where=(order_table.party == party.id)
+                & (order_table.state == 'unpaid')
+                & reduce_ids(line_table.course, [c.id for c in courses]),
                 limit=1))
         row = cursor.fetchone()
         if row:

@@ -126,29 +126,21 @@ def orders_json(call, orders):
     result = []
     for order in orders:
         lines = order.lines
-        head = order_head_json(call, order, discount_totals(order), at)
+        full = dict(order_head_json(
+                call, order, discount_totals(order), at),
+            title=order.title_of(lines) or '',
+            pay_method=order.pay_method,
+            discount=money(order.discount_amount, currency),
+            created_at=when(order.create_date, call.company),
+            paid_at=when(order.paid_at, call.company),
+            cancelled_at=when(order.cancelled_at, call.company),
+            refunded_at=when(order.refunded_at, call.company),
+            lines=[dict(line_json(l, currency, l.amount),
+                    name=l.rec_name,
+                    discount=money(l.discount_amount, currency))
+                for l in lines])
         # In the order the API reference shows them
-        result.append({
-                'number': head['number'],
-                'state': head['state'],
-                'title': order.title_of(lines) or '',
-                'pay_method': order.pay_method,
-                'total': head['total'],
-                'coupon_discount': head['coupon_discount'],
-                'credit_discount': head['credit_discount'],
-                'discount': money(order.discount_amount, currency),
-                'payable': head['payable'],
-                'created_at': when(order.create_date, call.company),
-                'pay_deadline': head['pay_deadline'],
-                'timeout_seconds': head['timeout_seconds'],
-                'paid_at': when(order.paid_at, call.company),
-                'cancelled_at': when(order.cancelled_at, call.company),
-                'refunded_at': when(order.refunded_at, call.company),
-                'lines': [dict(line_json(l, currency, l.amount),
-                        name=l.rec_name,
-                        discount=money(l.discount_amount, currency))
-                    for l in lines],
-                })
+        result.append({k: full[k] for k in OrderResult.model_fields})
     return result
 
 
