@@ -3,6 +3,9 @@ import datetime as dt
 from collections import namedtuple
 from decimal import Decimal
 
+from sql import Null
+
+from trytond.cache import Cache
 from trytond.i18n import gettext
 from trytond.model import (
     Check, DeactivableMixin, ModelSingleton, ModelSQL, ModelView,
@@ -10,13 +13,14 @@ from trytond.model import (
 from trytond.pool import Pool
 from trytond.pyson import Eval, If
 from trytond.rpc import RPC
+from trytond.tools import grouped_slice, reduce_ids
 from trytond.transaction import Transaction
 
 from .exceptions import CourseValidationError, EnrollmentError, InputError
 from .rpc import RPCInputMixin
 from .tools import (
-    _input_error, check_id, check_list, company_language, lock_rows, now,
-    round_amount, states_said)
+    _input_error, check_id, check_list, company_currency, company_language,
+    in_max, lock_rows, now, round_amount, states_said)
 
 # What checkout needs to know of a course's price at a given time
 SalePrice = namedtuple(
@@ -29,6 +33,25 @@ class Configuration(
     __name__ = 'course.configuration'
     # The settings are added by the modules that need them (orders,
     # coupons, credit, payments).
+    # The id of the one record: ModelSingleton searches it at each read,
+    # and a checkout reads the settings twice
+    _singleton_id = Cache('course.configuration.singleton', context=False)
+
+    @classmethod
+    def get_singleton(cls):
+        singleton_id = cls._singleton_id.get(None)
+        if singleton_id is not None:
+            return cls(singleton_id)
+        singleton = super().get_singleton()
+        if singleton is not None:
+            cls._singleton_id.set(None, singleton.id)
+        return singleton
+
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        if mode in {'create', 'delete'}:
+            cls._singleton_id.clear()
 
 
 class Direction(
@@ -250,9 +273,9 @@ class Course(
         companies = {c.company.id: c.company for c, _ in items}
         languages = {
             i: company_language(company) for i, company in companies.items()}
-        # One currency record per company: the courses' currency (a
-        # Function field) gives a new record, read again, at each access
-        currencies = {i: company.currency for i, company in companies.items()}
+        # One currency record per company, its digits known (the courses'
+        # currency, a Function field, gives a new record at each access)
+        currencies = {i: company_currency(i) for i in companies}
         prices = []
         for course, option in items:
             language = languages[course.company.id]
@@ -452,28 +475,44 @@ class Enrollment(RPCInputMixin, CompanyMixin, ModelSQL, ModelView):
         """Refuse a second live enrollment of a student in a course.
 
         The students are locked first, so two transactions enrolling the
-        same student cannot both see no other live enrollment.
+        same student cannot both see no other live enrollment.  Read from
+        the rows (validate runs once they are written), one query for the
+        students and one for the others whatever the number of enrollments:
+        a paid order validates each enrollment it creates.
         """
         pool = Pool()
         Party = pool.get('party.party')
-        live = [e for e in enrollments if e.state == 'live']
-        if not live:
+        cursor = Transaction().connection.cursor()
+        table, other = cls.__table__(), cls.__table__()
+        at = now()
+
+        def live(t):
+            return (t.end == Null) | (t.end > at)
+        ids = sorted({e.id for e in enrollments})
+        parties = set()
+        for sub_ids in grouped_slice(ids, in_max()):
+            cursor.execute(*table.select(table.party,
+                    where=reduce_ids(table.id, list(sub_ids)) & live(table),
+                    group_by=[table.party]))
+            parties.update(p for p, in cursor)
+        if not parties:
             return
-        lock_rows(Party, {e.party for e in live})
-        domain = ['OR']
-        for e in live:
-            domain.append([
-                    ('party', '=', e.party.id),
-                    ('course', '=', e.course.id),
-                    ('id', '!=', e.id),
-                    ])
-        others = cls.search([('state', '=', 'live'), domain], limit=1)
-        if others:
-            other, = others
-            raise CourseValidationError(gettext(
-                    'course.msg_enrollment_live_unique',
-                    student=other.party.rec_name,
-                    course=other.course.rec_name))
+        lock_rows(Party, Party.browse(sorted(parties)))
+        for sub_ids in grouped_slice(ids, in_max()):
+            cursor.execute(*table.join(other, condition=(
+                        (other.party == table.party)
+                        & (other.course == table.course)
+                        & (other.id != table.id))).select(other.id,
+                    where=(reduce_ids(table.id, list(sub_ids))
+                        & live(table) & live(other)),
+                    limit=1))
+            found = cursor.fetchone()
+            if found:
+                other_enrollment = cls(found[0])
+                raise CourseValidationError(gettext(
+                        'course.msg_enrollment_live_unique',
+                        student=other_enrollment.party.rec_name,
+                        course=other_enrollment.course.rec_name))
 
     @classmethod
     def end_now(cls, enrollments):

@@ -5,7 +5,7 @@ from trytond.model import fields
 from trytond.pool import Pool, PoolMeta
 from trytond.transaction import Transaction
 
-from .tools import clear_company_languages
+from .tools import clear_company_currencies, clear_company_languages
 
 
 class Party(metaclass=PoolMeta):
@@ -84,3 +84,17 @@ class Company(metaclass=PoolMeta):
         super().on_modification(mode, records, field_names=field_names)
         if mode != 'create' and (not field_names or 'party' in field_names):
             clear_company_languages()
+        if mode != 'create' and (
+                not field_names or 'currency' in field_names):
+            clear_company_currencies()
+
+
+class Currency(metaclass=PoolMeta):
+    __name__ = 'currency.currency'
+
+    @classmethod
+    def on_modification(cls, mode, records, field_names=None):
+        super().on_modification(mode, records, field_names=field_names)
+        # Its digits and rounding are kept for the companies using it
+        if mode != 'create':
+            clear_company_currencies()

@@ -2,6 +2,7 @@
 import datetime as dt
 import logging
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from contextlib import contextmanager
 from functools import wraps
 
 from trytond.cache import Cache
@@ -266,9 +267,10 @@ def save_checked(Model, records):
     (the checkout's lines and discounts, the enrollments of a paid order).
     The values go through preprocess_values and the model's defaults,
     Many2Many values add the rows of their relation; the model's own
-    validate and validate_fields (its rules; the SQL constraints hold in
-    the database), check_modification and on_modification are called and
-    each record gets its id.  A model with
+    validate and validate_fields (its rules; a violation of its SQL
+    constraints gives the constraint's message, see constraint_errors),
+    check_modification and on_modification are called and each record gets
+    its id.  A model with
     create triggers, or values only create() knows how to store
     (translations, other relation commands), is saved by save().
     """
@@ -286,7 +288,12 @@ def save_checked(Model, records):
         return
     transaction = Transaction()
     transaction.counter += 1
-    ids = insert_rows(Model, [row for row, _ in rows])
+    # As create() does: the estimated count, once known, counts them
+    count = Model._count_cache.get(Model.__name__)
+    if count is not None:
+        Model._count_cache.set(Model.__name__, count + len(records))
+    with constraint_errors(Model):
+        ids = insert_rows(Model, [row for row, _ in rows])
     for fname in rows[0][1]:
         field = Model._fields[fname]
         insert_rows(pool.get(field.relation_name), [
@@ -370,10 +377,10 @@ def write_checked(Model, records, values):
     validate and validate_fields and on_modification are called and the
     caches cleared.  A user's call (access checked), records whose client
     timestamp is still to check (the context's _timestamp), a model with
-    write triggers or history, a value only write() knows how to store
-    (translated, function or relation fields) or one a SQL constraint of
-    the model holds is written by write(), which turns a violation into
-    its message.
+    write triggers or history, or a value only write() knows how to store
+    (translated, function or relation fields) is written by write().  A
+    violation of a SQL constraint gives the constraint's message
+    (constraint_errors).
     """
     from sql import Literal
 
@@ -397,8 +404,9 @@ def write_checked(Model, records, values):
     Model.check_modification('write', records, values, external=False)
     on_write = Model.on_write(records, values)
     ids = [r.id for r in records]
-    move_state(Model, ids, lambda t: Literal(True), {
-            n: Model._fields[n].sql_format(v) for n, v in values.items()})
+    with constraint_errors(Model):
+        move_state(Model, ids, lambda t: Literal(True), {
+                n: Model._fields[n].sql_format(v) for n, v in values.items()})
     for record in records:
         record._local_cache.pop(record.id, None)
     saved = Model.browse(ids)
@@ -410,40 +418,45 @@ def write_checked(Model, records, values):
 
 
 def _plain_columns(Model, values):
-    """values are of stored, untranslated, non-relational fields that no
-    SQL constraint of Model holds (write_checked can UPDATE them)"""
+    """values are of stored, untranslated, non-relational fields
+    (write_checked can UPDATE them)"""
     from trytond.model import fields
-    from trytond.model.modelsql import Check, Unique
-    constrained = set()
-    for _, constraint, _ in Model._sql_constraints:
-        if isinstance(constraint, Unique):
-            constrained.update(_column_names(constraint.columns))
-        elif isinstance(constraint, Check):
-            constrained.update(_column_names([constraint.expression]))
-        else:  # an Exclude: not looked into
-            return False
     for name in values:
         field = Model._fields.get(name)
         if (field is None or isinstance(field, fields.Function)
                 or hasattr(field, 'set') or getattr(field, 'translate', False)
-                or field._type in {'one2many', 'many2many'}
-                or name in constrained):
+                or field._type in {'one2many', 'many2many'}):
             return False
     return True
 
 
-def _column_names(expressions):
-    "The names of the columns python-sql expressions refer to"
+@contextmanager
+def constraint_errors(Model):
+    """Turn a violation of one of Model's SQL constraints by the raw
+    statements inside into the constraint's message, as create() and
+    write() do (PostgreSQL names the constraint, SQLite its columns)"""
     from sql import Column
-    names = set()
-    for expression in expressions:
-        if isinstance(expression, Column):
-            names.add(expression.name)
-        else:
-            names.update(_column_names(
-                    getattr(expression, '_operands', None)
-                    or getattr(expression, 'args', None) or []))
-    return names
+
+    from trytond import backend
+    from trytond.i18n import gettext
+    from trytond.model.exceptions import SQLConstraintError
+    from trytond.model.modelsql import Exclude, Unique
+    from trytond.transaction import Transaction
+    try:
+        yield
+    except backend.DatabaseIntegrityError as exception:
+        text = str(exception)
+        for name, constraint, error in Model._sql_constraints:
+            name = backend.TableHandler.convert_name(f'{Model._table}_{name}')
+            columns = getattr(constraint, 'columns', [])
+            if name in text or (
+                    isinstance(constraint, (Unique, Exclude)) and columns
+                    and all(isinstance(c, Column) and c.name in text
+                        for c in columns)):
+                # The transaction failed: the message is read in another
+                with Transaction().new_transaction():
+                    raise SQLConstraintError(gettext(error)) from exception
+        raise
 
 
 def checked_transition(state, field='state'):
@@ -899,6 +912,34 @@ def company_language(company):
 
 def clear_company_languages():
     _company_languages.clear()
+
+
+# {company id: (currency id, digits, rounding)}; cleared when a company's
+# currency or a currency changes (course: company.company, currency.currency)
+_company_currencies = Cache('course.company_currency', context=False)
+
+
+def company_currency(company):
+    """The currency of company as a record whose digits and rounding are
+    known (kept per process): pricing and the storefront round with it at
+    each call, and reading the company and the currency again each time
+    cost two queries"""
+    from trytond.pool import Pool
+    pool = Pool()
+    Company = pool.get('company.company')
+    Currency = pool.get('currency.currency')
+    company_id = int(company)
+    found = _company_currencies.get(company_id)
+    if found is None:
+        currency = Company(company_id).currency
+        found = (currency.id, currency.digits, currency.rounding)
+        _company_currencies.set(company_id, found)
+    currency_id, digits, rounding = found
+    return Currency(currency_id, digits=digits, rounding=rounding)
+
+
+def clear_company_currencies():
+    _company_currencies.clear()
 
 
 # ---- Rights of the caller ---------------------------------------------------

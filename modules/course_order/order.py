@@ -15,7 +15,7 @@ from trytond.model import (
     Index, ModelSQL, ModelView, Unique, Workflow, fields)
 from trytond.modules.course.tools import (
     allocate, check_dict, check_id, check_list, check_record, check_text,
-    checked_transition, clear_cache, guarded, guarded_button, in_group,
+    checked_transition, clear_cache, company_currency, guarded, guarded_button, in_group,
     in_max, in_new_transaction, lock_rows, log_transitions, move_state, now,
     round_amount, save_checked, try_lock_rows, write_checked)
 from trytond.modules.course.rpc import RPCInputMixin
@@ -199,12 +199,27 @@ class LiveEnrollments(Mapping):
         party, course = key
         return int(party), int(course)
 
-    def _search(self, domain):
+    def _search(self, parties, courses=None):
+        """Add the live enrollments of parties (in courses) to those found:
+        their ids, students and courses in one query per slice, the records
+        read when used (a paid order's lines rarely extend one)"""
         Enrollment = Pool().get('course.enrollment')
-        for enrollment in Enrollment.search(
-                [('state', '=', 'live')] + domain):
-            self._found[self._key(
-                    (enrollment.party, enrollment.course))] = enrollment
+        table = Enrollment.__table__()
+        cursor = Transaction().connection.cursor()
+        at = now()
+        where = (table.end == Null) | (table.end > at)
+        if courses is not None:
+            where &= reduce_ids(table.course, sorted(courses))
+        rows = []
+        for sub_parties in grouped_slice(sorted(parties)):
+            cursor.execute(*table.select(
+                    table.id, table.party, table.course,
+                    where=where & reduce_ids(table.party, list(sub_parties))))
+            rows.extend(cursor)
+        # Browsed together: the first one used reads them all
+        for enrollment, (_, party, course) in zip(
+                Enrollment.browse([r[0] for r in rows]), rows):
+            self._found[(party, course)] = enrollment
 
     def _read_pairs(self, pairs):
         pairs = {self._key(p) for p in pairs} - self._read
@@ -212,10 +227,7 @@ class LiveEnrollments(Mapping):
             return
         parties = {p for p, _ in pairs}
         courses = {c for _, c in pairs}
-        self._search([
-                ('party', 'in', list(parties)),
-                ('course', 'in', list(courses)),
-                ])
+        self._search(parties, courses)
         self._read.update((p, c) for p in parties for c in courses)
         self._parties.update(parties)
 
@@ -226,7 +238,7 @@ class LiveEnrollments(Mapping):
 
     def __iter__(self):
         if self._parties:
-            self._search([('party', 'in', list(self._parties))])
+            self._search(self._parties)
         return iter(list(self._found))
 
     def __len__(self):
@@ -758,9 +770,11 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         if not company_id:
             raise CheckoutError(gettext('course_order.msg_checkout_company'))
         company = Company(company_id)
+        # The company's currency with its digits known: no query for either
         checkout.order = cls(
-            party=checkout.party, company=company, currency=company.currency,
-            state='unpaid', pay_method=checkout.pay_method)
+            party=checkout.party, company=company,
+            currency=company_currency(company), state='unpaid',
+            pay_method=checkout.pay_method)
 
     @classmethod
     def _get_checkout_item_kinds(cls):
@@ -951,7 +965,8 @@ class Order(RPCInputMixin, Workflow, ModelSQL, ModelView):
         order.pay_deadline = now() + dt.timedelta(
             seconds=config.get_order_timeout())
         order.number = config.get_order_number(order.company)
-        order.save()
+        # Built from the checked checkout: inserted without reading it back
+        save_checked(cls, [order])
         # One INSERT per model, whatever the number of lines; the lines and
         # discounts come from the checks above, so they are not validated
         # and read back one by one as create() would (save_checked)

@@ -27,7 +27,7 @@ from trytond.modules.course.course import CompanyMixin
 from trytond.modules.course.rpc import RPCInputMixin
 from trytond.modules.course.tools import (
     check_caller, check_record, company_language, lock_all_rows, lock_rows,
-    now, save_checked, states_said)
+    now, save_checked, states_said, write_checked)
 from trytond.pool import Pool
 from trytond.pyson import Eval
 from trytond.rpc import RPC
@@ -281,7 +281,7 @@ class Payment(
                     order=order.rec_name, state=order.state_string))
         payment = cls.get_pending(order)
         if payment is None:
-            payment, = cls.create([cls._payment_values(order)])
+            payment = cls.create_pending(order)
         answer = cls.provider('start', payment.method, payment)
         cls.record_message(payment, 'out', 'start', answer, verified=True)
         return answer
@@ -315,6 +315,15 @@ class Payment(
             'method': method or order.pay_method,
             'amount': order.payable_amount, 'state': 'pending',
             }
+
+    @classmethod
+    def create_pending(cls, order, method=None):
+        """Create the pending payment of the order with its method (default
+        the order's); values of the locked order, saved without reading
+        them back (save_checked)"""
+        payment = cls(**cls._payment_values(order, method))
+        save_checked(cls, [payment])
+        return payment
 
     @classmethod
     def get_pending(cls, order, method=None):
@@ -351,35 +360,40 @@ class Payment(
             raise PaymentError(gettext(
                     'course_payment.msg_start_not_provider',
                     order=order.rec_name, method=method))
-        existing = cls.search([
-                ('method', '=', method), ('reference', '=', reference),
-                ], limit=1)
+        # In one query: the payment of this trade (a replay), and the
+        # attempts of the order still open
+        found = cls.search(['OR', [
+                    ('method', '=', method), ('reference', '=', reference),
+                    ], [
+                    ('order', '=', order.id), ('method', '=', method),
+                    ('state', 'in', list(OPEN)),
+                    ]], order=[('id', 'DESC')])
+        existing = [p for p in found
+            if p.method == method and p.reference == reference]
         if existing:
-            payment, = existing
+            payment = existing[0]
             if payment.state not in OPEN:
                 return payment  # replayed
         else:
-            # The attempt the student started, even if closed since
-            payments = cls.search([
-                    ('order', '=', order.id), ('method', '=', method),
-                    ('state', 'in', list(OPEN)),
-                    ], order=[('id', 'DESC')], limit=1)
-            payment = payments[0] if payments else None
+            # The attempt the student started (the newest), even if
+            # closed since
+            payment = found[0] if found else None
             if payment is None:
-                payment, = cls.create([cls._payment_values(order, method)])
+                payment = cls.create_pending(order, method)
         currency = order.currency
         amount = currency.round(Decimal(amount))
         values = {
             'reference': reference, 'buyer': buyer,
             'paid_at': paid_at or now(), 'amount': amount,
             }
+        # Values decided here: one UPDATE, not write()'s reads around it
         if order.state == 'unpaid' and amount == order.payable_amount:
             values['state'] = 'succeeded'
-            cls.write([payment], values)
+            write_checked(cls, [payment], values)
             Order.pay([order])
         else:
             values.update(state='late', late=True)
-            cls.write([payment], values)
+            write_checked(cls, [payment], values)
             logger.warning(
                 "late payment %s of %s for order %s (%s): refunded",
                 reference, amount, order.number, order.state)

@@ -22,6 +22,55 @@ class CourseTestCase(CompanyTestMixin, ModuleTestCase):
             return company, create_catalog(company)
 
     @with_transaction()
+    def test_company_currency(self):
+        """A company's currency is kept with its digits and rounding, and
+        found again when the currency or the company's currency changes"""
+        from trytond.modules.course.tools import company_currency
+        pool = Pool()
+        Company = pool.get('company.company')
+        Currency = pool.get('currency.currency')
+        company = create_company()
+        currency = company.currency
+        kept = company_currency(company)
+        self.assertEqual(
+            (kept.id, kept.digits, kept.rounding),
+            (currency.id, currency.digits, currency.rounding))
+        self.assertEqual(company_currency(company.id).id, currency.id)
+        Currency.write([currency], {'digits': 1, 'rounding': Decimal('0.1')})
+        kept = company_currency(company)
+        self.assertEqual((kept.digits, kept.rounding), (1, Decimal('0.1')))
+        other, = Currency.create([{
+                    'name': "Other", 'code': 'XOT', 'symbol': 'O',
+                    'digits': 0, 'rounding': Decimal(1)}])
+        Company.write([company], {'currency': other.id})
+        kept = company_currency(company)
+        self.assertEqual(
+            (kept.id, kept.digits, kept.rounding), (other.id, 0, Decimal(1)))
+
+    @with_transaction()
+    def test_configuration_singleton(self):
+        """The configuration's record is found once per process, and again
+        once it is deleted or created"""
+        from unittest.mock import patch
+
+        from trytond.model import ModelSingleton
+        Configuration = Pool().get('course.configuration')
+        Configuration.delete(Configuration.search([]))
+        self.assertIsNone(Configuration.get_singleton())
+        config, = Configuration.create([{}])
+        self.assertEqual(Configuration.get_singleton(), config)
+        with patch.object(
+                ModelSingleton, 'get_singleton',
+                side_effect=AssertionError("searched again")):
+            self.assertEqual(Configuration.get_singleton(), config)
+            self.assertEqual(
+                Configuration.read([1], ['id']), [{'id': 1}])
+        Configuration.delete([config])
+        self.assertIsNone(Configuration.get_singleton())
+        again, = Configuration.create([{}])
+        self.assertEqual(Configuration.get_singleton(), again)
+
+    @with_transaction()
     def test_regular_price(self):
         "Without activity the unit price is the list price"
         company, cat = self._catalog()
@@ -239,6 +288,30 @@ class CourseTestCase(CompanyTestMixin, ModuleTestCase):
                         'party': cat.student.id,
                         'course': cat.course_a.id,
                         'company': company.id, 'source': 'gift'}])
+        self.assertIn('already has a live enrollment', cm.exception.message)
+
+    @with_transaction()
+    def test_enrollment_unique_in_one_create(self):
+        """Two live enrollments of one student in a course created at once
+        are refused; an ended one and enrollments of other courses or
+        students pass"""
+        pool = Pool()
+        Enrollment = pool.get('course.enrollment')
+        company, cat = self._catalog()
+        past = dt.datetime.now() - dt.timedelta(days=30)
+        values = {'party': cat.student.id, 'company': company.id,
+            'source': 'purchase'}
+        Enrollment.create([
+                dict(values, course=cat.course_a.id),
+                dict(values, course=cat.course_b.id),
+                dict(values, course=cat.course_c.id, start=past,
+                    end=past + dt.timedelta(days=1)),
+                dict(values, course=cat.course_c.id),
+                ])
+        other, = pool.get('party.party').create([{'name': "Other"}])
+        twice = dict(values, party=other.id, course=cat.course_c.id)
+        with self.assertRaises(ValidationError) as cm:
+            Enrollment.create([twice, twice])
         self.assertIn('already has a live enrollment', cm.exception.message)
 
 

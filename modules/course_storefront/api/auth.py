@@ -111,6 +111,6 @@ def me(call, params):
         'credit_balance': int(Credit.get_balances(
                 [party], company.id)[party.id]),
         'wallet_balance': money(Wallet.get_balances(
-                [party], company.id)[party.id], company.currency),
+                [party], company.id)[party.id], call.currency),
         'credit_ratio': Configuration(1).get_credit_ratio(),
         }

@@ -97,7 +97,7 @@ def cart_json(call, on_sale=None):
     # query per course
     names = {r['id']: r['name'] for r in Course.read(
             [c.id for _, c, _ in rows], ['name'])}
-    currency = call.company.currency
+    currency = call.currency
     items, total = [], Decimal(0)
     for (item, course, option), price in zip(rows, prices):
         if item.selected:

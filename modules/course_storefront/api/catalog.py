@@ -79,7 +79,7 @@ def courses_json(call, courses):
     prices = dict(zip(
             [(c.id, o.id if o else None) for c, o in pairs],
             Course.get_sale_prices(pairs)))
-    currency = call.company.currency
+    currency = call.currency
     result = []
     for course in courses:
         price = prices[course.id, None]

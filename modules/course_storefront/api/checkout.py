@@ -207,7 +207,7 @@ def preview(call, params):
     degree) would cost with these coupons and points, which coupons are
     usable and how many points"""
     Order = Pool().get('course.order')
-    currency = call.company.currency
+    currency = call.currency
     checkout = Order.checkout_preview(
         call.party.id, selected_items(call, params),
         checkout_options(call, params))
@@ -243,7 +243,7 @@ def create(call, params):
         call.party.id, items, params.pay_method,
         checkout_options(call, params))
     order = checkout.order
-    currency = call.company.currency
+    currency = call.currency
     if params.expect_payable is not None:
         expected = currency.round(Decimal(params.expect_payable))
         if expected != order.payable_amount:

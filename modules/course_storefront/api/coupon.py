@@ -51,7 +51,7 @@ class RedeemParams(Params):
 
 
 def grants_json(call, grants):
-    currency = call.company.currency
+    currency = call.currency
     return [{
             'grant': g.id,
             'coupon': g.coupon.id,
@@ -101,7 +101,7 @@ def claimable(call, params):
     Grant = Pool().get('course.coupon.grant')
     coupons = claimable_coupons(call)
     held = Grant.held_counts(coupons, [call.party])
-    currency = call.company.currency
+    currency = call.currency
     return [{
             'coupon': c.id,
             'name': c.name,

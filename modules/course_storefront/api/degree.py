@@ -234,7 +234,7 @@ def own_submission(call, homework_id):
 
 
 def programs_json(call, degrees):
-    currency = call.company.currency
+    currency = call.currency
     return [{
             'id': d.id,
             'name': d.name,

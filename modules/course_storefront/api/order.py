@@ -99,7 +99,7 @@ def discount_totals(order):
 def order_head_json(call, order, totals, at):
     """The amounts and dates of an order (what order.create answers);
     totals is {kind: amount} of its discounts"""
-    currency = call.company.currency
+    currency = call.currency
     # The order a later order.pay/cancel/sync locks: at its start
     remember_order(call.database, call.party.id, order.number, order.id)
     timeout = None
@@ -121,7 +121,7 @@ def order_head_json(call, order, totals, at):
 
 def orders_json(call, orders):
     from .checkout import line_json
-    currency = call.company.currency
+    currency = call.currency
     at = now()
     result = []
     for order in orders:

@@ -123,5 +123,12 @@ class Call:
     after_response: list = field(default_factory=list)
 
     @property
+    def currency(self):
+        """The company's currency, its digits and rounding known without a
+        query (course.tools.company_currency)"""
+        from trytond.modules.course.tools import company_currency
+        return company_currency(self.company)
+
+    @property
     def remote_address(self):
         return self.request.remote_addr or ''
